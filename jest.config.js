@@ -1,0 +1,12 @@
+/** @type {import('jest').Config} */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/__tests__'],
+  testMatch: ['**/*.test.ts'],
+  // swc strips types only; `npm test` runs tsc first for the type check.
+  transform: { '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  // p-retry and is-network-error ship ESM only.
+  transformIgnorePatterns: ['/node_modules/(?!(p-retry|is-network-error|parse-duration)/)'],
+  setupFiles: ['<rootDir>/__tests__/support/clean-env.ts'],
+  testTimeout: 20000,
+};

@@ -1,0 +1,121 @@
+import type { ProviderAdapter } from '../providers/adapter';
+import type { Logger } from '../logger';
+
+export type BudgetScope = 'global' | 'user' | 'tenant' | 'session' | 'workflow';
+export type BudgetWindow = '30s' | '1m' | '1h' | '1d' | '30d' | 'none' | (string & {}) | number;
+
+export interface BudgetRule {
+  scope: BudgetScope;
+  limitUsd: number;
+  /** Sliding window: never more than `limitUsd` in any window of this length. Default '1h'. */
+  window?: BudgetWindow;
+  /** hard = refuse; soft = warn and let through. Default: cost.budgetEnforcement. */
+  enforcement?: 'hard' | 'soft';
+  /** Emit `budget:warning` when spent + reserved crosses this fraction of the limit. */
+  warnAt?: number;
+}
+
+export interface ScopeLimits {
+  maxConcurrent?: number;
+  requestsPerMinute?: number;
+  tokensPerMinute?: number;
+}
+
+/** Per-model price overrides in USD per million tokens. */
+export interface ModelPrice {
+  inputPerMTok: number;
+  outputPerMTok: number;
+  cacheReadPerMTok?: number;
+  cacheWritePerMTok?: number;
+  cacheWrite1hPerMTok?: number;
+  /** The model's largest output, used as max tokens when a request sets none. */
+  maxOutputTokens?: number;
+}
+
+export interface LimitsOptions {
+  maxConcurrent?: number;
+  requestsPerMinute?: number;
+  tokensPerMinute?: number;
+  inputTokensPerMinute?: number;
+  outputTokensPerMinute?: number;
+  maxQueue?: number;
+  maxWaitMs?: number;
+  adaptive?: boolean;
+  perScope?: Partial<Record<'user' | 'tenant' | 'session' | 'workflow', ScopeLimits>>;
+}
+
+export interface RetryOptions {
+  retries?: number;
+  minDelayMs?: number;
+  maxDelayMs?: number;
+  factor?: number;
+  jitter?: 'full' | 'equal' | 'none';
+  maxRetryAfterMs?: number;
+  maxRetryTimeMs?: number;
+}
+
+export interface BreakerOptions {
+  enabled?: boolean;
+  errorThresholdPercentage?: number;
+  volumeThreshold?: number;
+  rollingWindowMs?: number;
+  resetTimeoutMs?: number;
+  perModel?: boolean;
+}
+
+export interface CostOptions {
+  maxCostPerCallUsd?: number;
+  onOverBudget?: 'reject' | 'clamp';
+  budgets?: BudgetRule[];
+  budgetEnforcement?: 'hard' | 'soft';
+  prices?: Record<string, ModelPrice>;
+  pricesFile?: string;
+  unpricedModel?: 'reject' | 'conservative' | 'allow';
+  postCallOverrun?: 'throw' | 'warn';
+  minOutputTokens?: number;
+  exactInputTokens?: boolean;
+}
+
+/** Everything is optional: unset values come from `LLM_GUARD_*` env vars, then defaults. */
+export interface GuardOptions {
+  /** Wire format of the client; recognised from the client when omitted. */
+  provider?: 'anthropic' | 'openai' | ProviderAdapter;
+  enabled?: boolean;
+  name?: string;
+  limits?: LimitsOptions;
+  /** A number is shorthand for `{ retries: n }`. */
+  retry?: number | RetryOptions;
+  /** false disables the breaker. */
+  breaker?: false | BreakerOptions;
+  /** Per attempt, until the response headers arrive. */
+  timeoutMs?: number;
+  cost?: CostOptions;
+  /** A redis:// URL or an ioredis client: share limits and budgets across processes. */
+  redis?: string | object;
+  redisFailure?: 'local' | 'reject';
+  logger?: Logger;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+/** Options after defaults, env and validation: every leaf has its final value. */
+export interface ResolvedConfig {
+  enabled: boolean;
+  name: string;
+  limits: Required<Omit<LimitsOptions, 'requestsPerMinute' | 'tokensPerMinute' | 'inputTokensPerMinute' | 'outputTokensPerMinute' | 'perScope'>> &
+    Pick<LimitsOptions, 'requestsPerMinute' | 'tokensPerMinute' | 'inputTokensPerMinute' | 'outputTokensPerMinute'> & {
+      perScope: NonNullable<LimitsOptions['perScope']>;
+    };
+  retry: Required<Omit<RetryOptions, 'maxRetryTimeMs'>> & { maxRetryTimeMs: number | undefined };
+  breaker: Required<BreakerOptions>;
+  timeoutMs: number;
+  cost: Required<Omit<CostOptions, 'budgets' | 'prices' | 'pricesFile'>> & {
+    budgets: Array<Required<Omit<BudgetRule, 'window' | 'warnAt'>> & { window: number; windowText: string; warnAt: number | undefined }>;
+    prices: Record<string, ModelPrice>;
+    pricesFile: string | undefined;
+  };
+  redis: string | object | undefined;
+  redisFailure: 'local' | 'reject';
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+}
+
+export type ResolvedBudgetRule = ResolvedConfig['cost']['budgets'][number];

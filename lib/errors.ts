@@ -1,0 +1,200 @@
+import type { GuardScope } from './scope';
+import type { Usage } from './providers/adapter';
+
+// A brand survives the dual ESM/CJS package hazard, where `instanceof` does not.
+const BRAND = Symbol.for('guarded-llm.GuardError');
+
+export type GuardErrorCode =
+  | 'rate_limited'
+  | 'budget_exceeded'
+  | 'circuit_open'
+  | 'invalid_config'
+  | 'unpriced_model';
+
+export interface GuardErrorOptions {
+  cause?: unknown;
+  retryAfterMs?: number;
+}
+
+/**
+ * Base of every error the guard itself raises. Messages never say "timed out" and the name is
+ * never `AbortError`: the SDKs would turn such an error into their own timeout/abort class.
+ */
+export abstract class GuardError extends Error {
+  abstract readonly code: GuardErrorCode;
+  abstract readonly httpStatus: number;
+  readonly retryAfterMs?: number;
+
+  constructor(message: string, options: GuardErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = Math.max(0, Math.ceil(options.retryAfterMs));
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  /** A plain object for logs and HTTP bodies. */
+  toJSON(): Record<string, unknown> {
+    const { stack: _stack, cause: _cause, ...rest } = this as unknown as Record<string, unknown>;
+    return { name: this.name, message: this.message, code: this.code, httpStatus: this.httpStatus, ...rest };
+  }
+}
+
+export type RateLimitReason = 'queue_full' | 'max_wait' | 'too_heavy' | 'retry_after_too_long';
+
+export class RateLimitExceededError extends GuardError {
+  override readonly name = 'RateLimitExceededError' as const;
+  readonly code = 'rate_limited' as const;
+  readonly httpStatus = 429;
+  readonly reason: RateLimitReason;
+  readonly limit?: string;
+
+  constructor(message: string, options: GuardErrorOptions & { reason: RateLimitReason; limit?: string }) {
+    super(message, options);
+    this.reason = options.reason;
+    if (options.limit !== undefined) this.limit = options.limit;
+  }
+
+  static is(err: unknown): err is RateLimitExceededError {
+    return findGuardError(err)?.code === 'rate_limited';
+  }
+}
+
+export type BudgetStage = 'pre-call' | 'stream' | 'post-call';
+
+export interface BudgetExceededDetails {
+  stage: BudgetStage;
+  /** Which budget refused: 'call' for the per-call cap, else the rule's scope. */
+  scope: 'call' | keyof GuardScope | 'global';
+  /** The budget's key, e.g. 'user:alice' or 'global'. */
+  key: string;
+  limitUsd: number;
+  spentUsd: number;
+  estimatedUsd: number;
+  /** Usage consumed before a stream was cut (stage 'stream'). */
+  partial?: Usage;
+  /** What the call cost and was charged (stages 'stream' and 'post-call'). */
+  costUsd?: number;
+  /** The paid-for result (stage 'post-call'): nothing is thrown away. */
+  response?: unknown;
+}
+
+export class BudgetExceededError extends GuardError {
+  override readonly name = 'BudgetExceededError' as const;
+  readonly code = 'budget_exceeded' as const;
+  readonly httpStatus = 402;
+  readonly stage: BudgetStage;
+  readonly scope: BudgetExceededDetails['scope'];
+  readonly key: string;
+  readonly limitUsd: number;
+  readonly spentUsd: number;
+  readonly estimatedUsd: number;
+  readonly partial?: Usage;
+  readonly costUsd?: number;
+  response?: unknown;
+
+  constructor(message: string, details: BudgetExceededDetails, options: GuardErrorOptions = {}) {
+    super(message, options);
+    this.stage = details.stage;
+    this.scope = details.scope;
+    this.key = details.key;
+    this.limitUsd = details.limitUsd;
+    this.spentUsd = details.spentUsd;
+    this.estimatedUsd = details.estimatedUsd;
+    if (details.partial) this.partial = details.partial;
+    if (details.costUsd !== undefined) this.costUsd = details.costUsd;
+    if (details.response !== undefined) {
+      // Kept off JSON output: a response body is not a log field.
+      Object.defineProperty(this, 'response', { value: details.response, enumerable: false, writable: true });
+    }
+  }
+
+  static is(err: unknown): err is BudgetExceededError {
+    return findGuardError(err)?.code === 'budget_exceeded';
+  }
+}
+
+export class CircuitOpenError extends GuardError {
+  override readonly name = 'CircuitOpenError' as const;
+  readonly code = 'circuit_open' as const;
+  readonly httpStatus = 503;
+  /** The breaker's key: the guard name, or `name:model` with per-model breakers. */
+  readonly breaker: string;
+
+  constructor(message: string, options: GuardErrorOptions & { breaker: string }) {
+    super(message, options);
+    this.breaker = options.breaker;
+  }
+
+  static is(err: unknown): err is CircuitOpenError {
+    return findGuardError(err)?.code === 'circuit_open';
+  }
+}
+
+export class GuardConfigError extends GuardError {
+  override readonly name = 'GuardConfigError' as const;
+  readonly code = 'invalid_config' as const;
+  readonly httpStatus = 500;
+  /** The option path (`limits.maxConcurrent`) or env var (`LLM_GUARD_MAX_CONCURRENT`) at fault. */
+  readonly setting: string;
+  /** What would have been accepted. */
+  readonly allowed: string;
+
+  /** `given` is already described for humans, e.g. `"abc"` or `-3 (number)`. */
+  constructor(setting: string, given: string, allowed: string, kind: 'option' | 'env var' | 'argument' = 'option') {
+    super(`Invalid ${kind} ${setting}: expected ${allowed}, got ${given}`);
+    this.setting = setting;
+    this.allowed = allowed;
+  }
+
+  static is(err: unknown): err is GuardConfigError {
+    return findGuardError(err)?.code === 'invalid_config';
+  }
+}
+
+export class UnpricedModelError extends GuardError {
+  override readonly name = 'UnpricedModelError' as const;
+  readonly code = 'unpriced_model' as const;
+  readonly httpStatus = 400;
+  readonly model: string;
+  readonly provider: string;
+
+  constructor(model: string, provider: string) {
+    super(
+      `No price is known for model "${model}" (${provider}); nothing was sent. ` +
+        'Add it to cost.prices / LLM_GUARD_PRICES_FILE, or set cost.unpricedModel to "conservative" or "allow".',
+    );
+    this.model = model;
+    this.provider = provider;
+  }
+
+  static is(err: unknown): err is UnpricedModelError {
+    return findGuardError(err)?.code === 'unpriced_model';
+  }
+}
+
+function hasBrand(err: unknown): err is GuardError {
+  return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[BRAND] === true;
+}
+
+/** The guard error itself, or the one an SDK wrapped (APIConnectionError, AnthropicError) in `cause`. */
+export function findGuardError(err: unknown): GuardError | undefined {
+  let current = err;
+  for (let depth = 0; depth < 8 && typeof current === 'object' && current !== null; depth++) {
+    if (hasBrand(current)) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** True when `err` is a guard error, or wraps one in its `cause` chain. */
+export function isGuardError(err: unknown): err is GuardError {
+  return findGuardError(err) !== undefined;
+}
+
+/** Describes a value for an error message: `"abc" (string)`, `-3 (number)`. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return `${JSON.stringify(value)} (string)`;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return `an array`;
+  if (typeof value === 'object') return 'an object';
+  return `${String(value)} (${typeof value})`;
+}

@@ -1,0 +1,62 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { GuardConfigError, describeValue } from './errors';
+
+/** Who a call is for: budgets and per-scope limits are keyed by these. */
+export interface GuardScope {
+  user?: string;
+  tenant?: string;
+  session?: string;
+  workflow?: string;
+}
+
+export const SCOPE_KEYS = ['user', 'tenant', 'session', 'workflow'] as const;
+export type ScopeKey = (typeof SCOPE_KEYS)[number];
+
+const EMPTY: Readonly<GuardScope> = Object.freeze({});
+
+// One store per process, shared by the ESM and CJS builds if both get loaded.
+const STORE_KEY = Symbol.for('guarded-llm.scope');
+function store(): AsyncLocalStorage<Readonly<GuardScope>> {
+  const holder = globalThis as unknown as Record<symbol, AsyncLocalStorage<Readonly<GuardScope>> | undefined>;
+  return (holder[STORE_KEY] ??= new AsyncLocalStorage());
+}
+
+/** Checks a scope given by the user; values are bounded strings so they can key budgets. */
+export function validateScope(scope: unknown, where = 'scope'): Readonly<GuardScope> {
+  if (typeof scope !== 'object' || scope === null || Array.isArray(scope)) {
+    throw new GuardConfigError(where, describeValue(scope), `an object with any of ${SCOPE_KEYS.join(', ')}`, 'argument');
+  }
+  const out: GuardScope = {};
+  for (const [key, value] of Object.entries(scope)) {
+    if (!(SCOPE_KEYS as readonly string[]).includes(key)) {
+      throw new GuardConfigError(`${where}.${key}`, 'an unknown scope key', `one of ${SCOPE_KEYS.join(', ')}`, 'argument');
+    }
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || value.length === 0 || value.length > 256) {
+      throw new GuardConfigError(`${where}.${key}`, describeValue(value), 'a non-empty string of at most 256 characters', 'argument');
+    }
+    out[key as ScopeKey] = value;
+  }
+  return Object.freeze(out);
+}
+
+/** The scope of the current async context (empty when none was set). */
+export function currentScope(): Readonly<GuardScope> {
+  return store().getStore() ?? EMPTY;
+}
+
+/** Runs `fn` with `scope` merged over the current one, for every guarded call made inside it. */
+export function runWithScope<R>(scope: GuardScope, fn: () => R): R {
+  const merged = mergeScopes(currentScope(), validateScope(scope));
+  return store().run(merged, fn);
+}
+
+/** Runs `fn` with an already validated scope (the Proxy's hot path). */
+export function runInScope<R>(scope: Readonly<GuardScope>, fn: () => R): R {
+  return store().run(mergeScopes(currentScope(), scope), fn);
+}
+
+export function mergeScopes(outer: Readonly<GuardScope>, inner: Readonly<GuardScope>): Readonly<GuardScope> {
+  if (outer === EMPTY || Object.keys(outer).length === 0) return inner;
+  return Object.freeze({ ...outer, ...inner });
+}

@@ -1,0 +1,183 @@
+import { createParser } from 'eventsource-parser';
+import type { StreamUsageReader, Usage } from '../providers/adapter';
+
+export interface TapEnd {
+  /** Usage as reported (or estimated, with `estimated: true`); undefined when the body had none. */
+  usage: Usage | undefined;
+  /** Set when the body failed or was aborted (by the guard or the consumer). */
+  error?: unknown;
+  /** The consumer stopped reading before the end (stream `break`, SDK abort). */
+  cancelled?: boolean;
+}
+
+export interface TapOptions {
+  /** Usage from the parsed JSON body (non-streaming responses). */
+  usageFromJson: (json: unknown) => Usage | undefined;
+  /** Set for SSE responses: reads usage from events as they pass. */
+  streamReader?: StreamUsageReader;
+  /** Fills in input tokens when the stream reports only output (OpenAI without include_usage). */
+  inputTokensEstimate: number;
+  /** Stops the upstream request (the provider stops generating and billing). */
+  abortUpstream: (reason: unknown) => void;
+}
+
+/**
+ * Watches a successful response's body on its way to the SDK, without buffering or altering a
+ * byte: streams pass through a pull-based ReadableStream (a chunk moves only when the SDK reads),
+ * and JSON bodies are observed where the SDK parses them (`json()` / `text()`), which costs
+ * nothing extra. Reports running usage (streams) and the end, exactly once.
+ */
+export class ResponseTap {
+  readonly response: Response;
+  private progressListeners: Array<(usage: Usage) => void> = [];
+  private endListeners: Array<(end: TapEnd) => void> = [];
+  private ended: TapEnd | undefined;
+  private streamController: ReadableStreamDefaultController<Uint8Array> | undefined;
+  private upstream: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  private jsonUsage: Usage | undefined;
+
+  constructor(raw: Response, private readonly options: TapOptions) {
+    this.response = options.streamReader && raw.body ? this.tapStream(raw, options.streamReader) : this.tapJson(raw);
+  }
+
+  /** Running usage while a stream flows; final usage once it ended. */
+  usage(): Usage | undefined {
+    if (this.ended) return this.ended.usage;
+    return this.options.streamReader ? this.streamUsage() : this.jsonUsage;
+  }
+
+  get done(): boolean {
+    return this.ended !== undefined;
+  }
+
+  /** Called on every change of a stream's running usage. */
+  onProgress(listener: (usage: Usage) => void): void {
+    this.progressListeners.push(listener);
+  }
+
+  /** Called once when the body ended, failed or was cancelled; at once if that already happened. */
+  onEnd(listener: (end: TapEnd) => void): void {
+    if (this.ended) listener(this.ended);
+    else this.endListeners.push(listener);
+  }
+
+  /**
+   * Errors the body towards the SDK with `error` (the user sees it from iteration and the stream
+   * helpers) and stops the upstream request so the provider stops generating.
+   */
+  abort(error: unknown): void {
+    if (this.ended) return;
+    this.streamController?.error(error);
+    this.upstream?.cancel(error).catch(() => {});
+    this.options.abortUpstream(error);
+    this.finish({ usage: this.usage(), error });
+  }
+
+  private finish(end: TapEnd): void {
+    if (this.ended) return;
+    this.ended = end;
+    const listeners = this.endListeners;
+    this.endListeners = [];
+    this.progressListeners = [];
+    for (const listener of listeners) listener(end);
+  }
+
+  private streamUsage(): Usage | undefined {
+    const usage = this.options.streamReader!.usage();
+    if (usage && usage.estimated && usage.inputTokens === 0) usage.inputTokens = this.options.inputTokensEstimate;
+    return usage;
+  }
+
+  private tapStream(raw: Response, reader: StreamUsageReader): Response {
+    const decoder = new TextDecoder();
+    let changed = false;
+    const parser = createParser({
+      onEvent: (event) => {
+        if (reader.onEvent(event.event, event.data)) changed = true;
+      },
+    });
+    const upstream = raw.body!.getReader();
+    this.upstream = upstream;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.streamController = controller;
+        },
+        pull: async (controller) => {
+          let chunk: ReadableStreamReadResult<Uint8Array>;
+          try {
+            chunk = await upstream.read();
+          } catch (error) {
+            if (this.ended) return;
+            controller.error(error);
+            this.finish({ usage: this.streamUsage() ?? this.fallbackUsage(), error });
+            return;
+          }
+          if (this.ended) return;
+          if (chunk.done) {
+            parser.feed(decoder.decode());
+            controller.close();
+            this.finish({ usage: this.streamUsage() ?? this.fallbackUsage() });
+            return;
+          }
+          // Hand the bytes on first: what the provider sent and billed is never withheld.
+          controller.enqueue(chunk.value);
+          parser.feed(decoder.decode(chunk.value, { stream: true }));
+          if (changed) {
+            changed = false;
+            const usage = this.streamUsage();
+            if (usage) for (const listener of this.progressListeners) listener(usage);
+          }
+        },
+        cancel: (reason) => {
+          this.finish({ usage: this.streamUsage() ?? this.fallbackUsage(), cancelled: true });
+          return upstream.cancel(reason);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    return new Response(body, { status: raw.status, statusText: raw.statusText, headers: raw.headers });
+  }
+
+  /** A stream that ended before any usage event was still billed for its input. */
+  private fallbackUsage(): Usage {
+    return { inputTokens: this.options.inputTokensEstimate, outputTokens: 0, estimated: true };
+  }
+
+  private tapJson(raw: Response): Response {
+    const json = raw.json.bind(raw);
+    const text = raw.text.bind(raw);
+    const record = (value: unknown) => {
+      this.jsonUsage = this.options.usageFromJson(value);
+      this.finish({ usage: this.jsonUsage });
+    };
+    const fail = (error: unknown) => {
+      this.finish({ usage: undefined, error });
+      throw error;
+    };
+    // Own properties shadow Response.prototype: the SDK's `await response.json()` lands here.
+    Object.defineProperties(raw, {
+      json: {
+        value: () =>
+          json().then((value) => {
+            record(value);
+            return value;
+          }, fail),
+      },
+      text: {
+        value: () =>
+          text().then((value) => {
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(value);
+            } catch {
+              parsed = undefined;
+            }
+            record(parsed);
+            return value;
+          }, fail),
+      },
+    });
+    return raw;
+  }
+}

@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs';
+import { calcPrice, findProvider } from '@pydantic/genai-prices';
+import type { ModelPrice } from '../config/options';
+import type { Usage } from '../providers/adapter';
+import { validatePrices } from '../config/resolve';
+import { GuardConfigError } from '../errors';
+
+export type UnpricedPolicy = 'conservative' | 'reject' | 'allow';
+
+/** How a model is priced: a user override, genai-prices data, the dearest model, or not at all. */
+export type PriceSource =
+  | { kind: 'override'; price: ModelPrice }
+  | { kind: 'data'; modelId: string; contextWindow: number | undefined }
+  | { kind: 'conservative'; modelId: string; contextWindow: number | undefined }
+  | { kind: 'unpriced' };
+
+const MTOK = 1_000_000;
+const MAX_CACHED_MODELS = 1000;
+// Anthropic Message Batches and the OpenAI Batch API bill half of the standard rates.
+const BATCH_DISCOUNT = 0.5;
+
+/** genai-prices' usage keys: input includes cache tokens; cache_write includes its 1-hour part. */
+function priceUsage(usage: Usage): Record<string, number> {
+  const out: Record<string, number> = { input_tokens: usage.inputTokens, output_tokens: usage.outputTokens };
+  const write5m = usage.cacheWriteTokens ?? 0;
+  const write1h = usage.cacheWrite1hTokens ?? 0;
+  if (usage.cacheReadTokens) out.cache_read_tokens = usage.cacheReadTokens;
+  if (write5m + write1h) out.cache_write_tokens = write5m + write1h;
+  if (write1h) out.cache_write_1h_tokens = write1h;
+  return out;
+}
+
+function overrideCost(price: ModelPrice, usage: Usage): number {
+  const read = usage.cacheReadTokens ?? 0;
+  const write5m = usage.cacheWriteTokens ?? 0;
+  const write1h = usage.cacheWrite1hTokens ?? 0;
+  const plainInput = Math.max(0, usage.inputTokens - read - write5m - write1h);
+  return (
+    (plainInput * price.inputPerMTok +
+      read * (price.cacheReadPerMTok ?? price.inputPerMTok) +
+      write5m * (price.cacheWritePerMTok ?? price.inputPerMTok) +
+      write1h * (price.cacheWrite1hPerMTok ?? price.cacheWritePerMTok ?? price.inputPerMTok) +
+      usage.outputTokens * price.outputPerMTok) /
+    MTOK
+  );
+}
+
+/** Reads LLM_GUARD_PRICES_FILE: a JSON object of model id → ModelPrice. */
+export function readPricesFile(path: string): Record<string, ModelPrice> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new GuardConfigError('cost.pricesFile', JSON.stringify(path), `a readable JSON file (${(error as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new GuardConfigError('cost.pricesFile', JSON.stringify(path), `a file of valid JSON (${(error as Error).message})`);
+  }
+  return validatePrices(json, `prices file ${path}`);
+}
+
+/**
+ * Prices for one provider from @pydantic/genai-prices (long-context tiers, cache reads/writes,
+ * dated snapshot ids), with the user's overrides winning and a policy for unknown models.
+ */
+export class PriceBook {
+  private readonly cache = new Map<string, PriceSource>();
+  private dearest: { modelId: string; contextWindow: number | undefined } | null | undefined;
+
+  constructor(
+    readonly providerId: string,
+    private readonly overrides: Readonly<Record<string, ModelPrice>>,
+    readonly unpriced: UnpricedPolicy,
+  ) {}
+
+  /** How `model` is priced; cached per model id. */
+  source(model: string | undefined): PriceSource {
+    const key = model ?? '';
+    let source = this.cache.get(key);
+    if (!source) {
+      source = this.lookup(model);
+      if (this.cache.size >= MAX_CACHED_MODELS) this.cache.clear();
+      this.cache.set(key, source);
+    }
+    return source;
+  }
+
+  private lookup(model: string | undefined): PriceSource {
+    if (model && this.overrides[model]) return { kind: 'override', price: this.overrides[model] };
+    if (model) {
+      const found = safeCalc({ input_tokens: 0 }, model, this.providerId);
+      if (found) return { kind: 'data', modelId: found.model.id, contextWindow: found.model.context_window };
+    }
+    if (this.unpriced === 'conservative') {
+      const dearest = this.dearestModel();
+      if (dearest) return { kind: 'conservative', ...dearest };
+    }
+    return { kind: 'unpriced' };
+  }
+
+  /** The provider's most expensive model for 1M in + 1M out: what an unknown model is priced as. */
+  private dearestModel(): { modelId: string; contextWindow: number | undefined } | null {
+    if (this.dearest !== undefined) return this.dearest;
+    let best: { modelId: string; contextWindow: number | undefined; usd: number } | null = null;
+    for (const m of findProvider({ providerId: this.providerId })?.models ?? []) {
+      const usd = safeCalc({ input_tokens: MTOK, output_tokens: MTOK }, m.id, this.providerId)?.total_price ?? 0;
+      if (!best || usd > best.usd) best = { modelId: m.id, contextWindow: m.context_window, usd };
+    }
+    this.dearest = best && { modelId: best.modelId, contextWindow: best.contextWindow };
+    return this.dearest;
+  }
+
+  /** USD for `usage` on `model`; 0 when unpriced (the 'allow' policy). */
+  cost(model: string | undefined, usage: Usage, options: { batch?: boolean } = {}): number {
+    const source = this.source(model);
+    let usd: number;
+    switch (source.kind) {
+      case 'override':
+        usd = overrideCost(source.price, usage);
+        break;
+      case 'data':
+      case 'conservative':
+        usd = safeCalc(priceUsage(usage), source.modelId, this.providerId)?.total_price ?? 0;
+        break;
+      case 'unpriced':
+        usd = 0;
+    }
+    return options.batch ? usd * BATCH_DISCOUNT : usd;
+  }
+
+  /** The most output a request without its own cap can produce: the override's, else the context window. */
+  maxOutputTokens(model: string | undefined): number | undefined {
+    const source = this.source(model);
+    if (source.kind === 'override') return source.price.maxOutputTokens;
+    if (source.kind === 'unpriced') return undefined;
+    return source.contextWindow;
+  }
+}
+
+function safeCalc(usage: Record<string, number>, model: string, providerId: string) {
+  try {
+    return calcPrice(usage, model, { providerId });
+  } catch {
+    return null;
+  }
+}

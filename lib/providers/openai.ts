@@ -1,0 +1,174 @@
+import type { Endpoint, ParsedRequest, ProviderAdapter, RateLimitSnapshot, StreamUsageReader, Usage } from './adapter';
+import { asObject, classifyStatus, limitWindow, num, parseJson, parseJsonBody, pathOf } from './wire';
+import { parseGoDuration, parseRetryAfter } from '../internal/time';
+
+/** Chat/Completions (`prompt_tokens`…) and Responses (`input_tokens`…) usage, both including cached input. */
+function openaiUsage(raw: unknown): Usage | undefined {
+  const u = asObject(raw);
+  if (!u) return undefined;
+  const chat = u.prompt_tokens !== undefined;
+  const input = num(chat ? u.prompt_tokens : u.input_tokens) ?? 0;
+  const output = num(chat ? u.completion_tokens : u.output_tokens) ?? 0;
+  const inDetails = asObject(chat ? u.prompt_tokens_details : u.input_tokens_details);
+  const outDetails = asObject(chat ? u.completion_tokens_details : u.output_tokens_details);
+  const usage: Usage = { inputTokens: input, outputTokens: output };
+  const cached = num(inDetails?.cached_tokens);
+  if (cached) usage.cacheReadTokens = cached;
+  const reasoning = num(outDetails?.reasoning_tokens);
+  if (reasoning) usage.reasoningTokens = reasoning;
+  return usage;
+}
+
+function endpointOf(path: string, post: boolean): Endpoint {
+  if (!post) return 'other';
+  if (path.endsWith('/chat/completions')) return 'chat';
+  if (path.endsWith('/responses')) return 'responses';
+  if (path.endsWith('/embeddings')) return 'embeddings';
+  if (path.endsWith('/completions')) return 'completions';
+  return 'other';
+}
+
+const OUTPUT_FIELDS: Partial<Record<Endpoint, readonly string[]>> = {
+  chat: ['max_completion_tokens', 'max_tokens'],
+  responses: ['max_output_tokens'],
+  completions: ['max_tokens'],
+};
+
+class OpenAIStreamReader implements StreamUsageReader {
+  private reported: Usage | undefined;
+  private textTokens = 0;
+
+  constructor(
+    private readonly endpoint: Endpoint,
+    private readonly weigh: (text: string) => number,
+  ) {}
+
+  onEvent(_event: string | undefined, data: string): boolean {
+    if (this.reported || data === '[DONE]') return false;
+    const chunk = asObject(parseJson(data));
+    if (!chunk) return false;
+    if (this.endpoint === 'responses') return this.onResponsesEvent(chunk);
+    if (chunk.usage) {
+      this.reported = openaiUsage(chunk.usage);
+      return this.reported !== undefined;
+    }
+    let changed = false;
+    const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
+    for (const choice of choices) {
+      const c = asObject(choice);
+      const delta = asObject(c?.delta);
+      const pieces: unknown[] = [delta?.content, delta?.refusal, delta?.reasoning_content, c?.text];
+      if (Array.isArray(delta?.tool_calls)) {
+        for (const call of delta.tool_calls) pieces.push(asObject(asObject(call)?.function)?.arguments);
+      }
+      for (const piece of pieces) {
+        if (typeof piece === 'string' && piece.length > 0) {
+          this.textTokens += this.weigh(piece);
+          changed = true;
+        }
+      }
+    }
+    return changed;
+  }
+
+  private onResponsesEvent(event: Record<string, unknown>): boolean {
+    const type = event.type;
+    if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
+      this.reported = openaiUsage(asObject(event.response)?.usage);
+      return this.reported !== undefined;
+    }
+    if (typeof type === 'string' && type.endsWith('.delta') && typeof event.delta === 'string' && event.delta.length > 0) {
+      this.textTokens += this.weigh(event.delta);
+      return true;
+    }
+    return false;
+  }
+
+  usage(): Usage | undefined {
+    if (this.reported) return this.reported;
+    if (this.textTokens === 0) return undefined;
+    // Input is filled in from the request's estimate by whoever prices this.
+    return { inputTokens: 0, outputTokens: Math.ceil(this.textTokens), estimated: true };
+  }
+}
+
+/** OpenAI Chat Completions, Responses, Embeddings; reused by OpenAI-compatible hosts (Azure, Groq, …). */
+export const openaiAdapter: ProviderAdapter = {
+  name: 'openai',
+  priceProvider: 'openai',
+
+  parseRequest(url, method, rawBody): ParsedRequest {
+    const path = pathOf(url);
+    const body = parseJsonBody(rawBody);
+    const endpoint = endpointOf(path, method.toUpperCase() === 'POST');
+    let maxOutputTokens: number | undefined;
+    let field = OUTPUT_FIELDS[endpoint]?.[0];
+    for (const name of OUTPUT_FIELDS[endpoint] ?? []) {
+      const value = num(body?.[name]);
+      if (value !== undefined) {
+        maxOutputTokens = value;
+        field = name;
+        break;
+      }
+    }
+    // Azure puts the deployment in the path, not the body.
+    let model = typeof body?.model === 'string' ? body.model : undefined;
+    if (!model) model = /\/deployments\/([^/]+)\//.exec(path)?.[1];
+    const stream = body?.stream === true;
+    const includeUsage = asObject(body?.stream_options)?.include_usage === true;
+    return {
+      endpoint,
+      model,
+      maxOutputTokens,
+      maxOutputTokensField: field,
+      stream,
+      billable: endpoint !== 'other',
+      streamReportsUsage: endpoint === 'responses' || includeUsage,
+      batch: false,
+      body,
+    };
+  },
+
+  usageFromJson(_request, json) {
+    return openaiUsage(asObject(json)?.usage);
+  },
+
+  createStreamUsageReader(request, weigh) {
+    return new OpenAIStreamReader(request.endpoint, weigh);
+  },
+
+  classifyError(status, headers, body) {
+    if (status === 429 && body && body.includes('insufficient_quota')) {
+      const error = asObject(asObject(parseJson(body))?.error);
+      if (error?.code === 'insufficient_quota' || error?.type === 'insufficient_quota') {
+        // Out of credit: waiting will not help, and it is not an outage.
+        return { retryable: false, fault: false, reason: 'insufficient_quota' };
+      }
+    }
+    return classifyStatus(status, headers);
+  },
+
+  retryAfterMs(headers, now) {
+    return parseRetryAfter(headers, now);
+  },
+
+  rateLimits(headers): RateLimitSnapshot | undefined {
+    const group = (name: string) =>
+      limitWindow(
+        headers.get(`x-ratelimit-limit-${name}`),
+        headers.get(`x-ratelimit-remaining-${name}`),
+        parseGoDuration(headers.get(`x-ratelimit-reset-${name}`)),
+      );
+    const requests = group('requests');
+    const tokens = group('tokens');
+    if (!requests && !tokens) return undefined;
+    const snapshot: RateLimitSnapshot = {};
+    if (requests) snapshot.requests = requests;
+    if (tokens) snapshot.tokens = tokens;
+    return snapshot;
+  },
+
+  withMaxOutputTokens(request, tokens) {
+    return { ...request.body, [request.maxOutputTokensField ?? 'max_tokens']: tokens };
+  },
+};

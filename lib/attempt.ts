@@ -1,0 +1,71 @@
+import type { CallContext, Next } from './pipeline';
+import { ResponseTap } from './internal/response-tap';
+import { textTokenWeight } from './money/estimate';
+
+/**
+ * Raised when an attempt got no response headers within `timeoutMs`. Its message says "timed out"
+ * on purpose: when retries are exhausted, the SDK turns it into its own APIConnectionTimeoutError.
+ */
+export class AttemptTimeoutError extends Error {
+  override readonly name = 'AttemptTimeoutError';
+  constructor(readonly timeoutMs: number) {
+    super(`Request timed out: no response headers within ${timeoutMs} ms (guard timeoutMs)`);
+  }
+}
+
+export interface AttemptDeps {
+  fetch: typeof fetch;
+  timeoutMs: () => number;
+  /** Counts every attempt that reached the network, and each provider 429. */
+  onAttempt: (ctx: CallContext) => void;
+  onResponse: (ctx: CallContext, response: Response) => void;
+}
+
+/**
+ * The innermost step: one HTTP attempt with its own AbortController (the caller's abort, the
+ * per-attempt timeout and a mid-stream budget abort all stop it), and a tap on a successful body.
+ */
+export function createAttempt(deps: AttemptDeps): Next {
+  return async function attempt(ctx) {
+    const controller = new AbortController();
+    const callerSignal = ctx.signal;
+    const onCallerAbort = () => controller.abort(callerSignal!.reason);
+    if (callerSignal) {
+      if (callerSignal.aborted) throw callerSignal.reason;
+      callerSignal.addEventListener('abort', onCallerAbort, { once: true });
+    }
+    const timeoutMs = deps.timeoutMs();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new AttemptTimeoutError(timeoutMs));
+    }, timeoutMs);
+    timer.unref();
+    deps.onAttempt(ctx);
+    let response: Response;
+    try {
+      response = await deps.fetch(ctx.url, { ...ctx.init, signal: controller.signal });
+    } catch (error) {
+      callerSignal?.removeEventListener('abort', onCallerAbort);
+      throw timedOut ? new AttemptTimeoutError(timeoutMs) : error;
+    } finally {
+      clearTimeout(timer);
+    }
+    deps.onResponse(ctx, response);
+    if (!response.ok || !ctx.request.billable || response.body === null) {
+      if (!response.ok || response.body === null) callerSignal?.removeEventListener('abort', onCallerAbort);
+      ctx.tap = undefined;
+      return response;
+    }
+    const streaming = ctx.request.stream && (response.headers.get('content-type') ?? '').includes('text/event-stream');
+    const tap = new ResponseTap(response, {
+      usageFromJson: (json) => ctx.adapter.usageFromJson(ctx.request, json),
+      streamReader: streaming ? ctx.adapter.createStreamUsageReader(ctx.request, textTokenWeight) : undefined,
+      inputTokensEstimate: ctx.inputTokens,
+      abortUpstream: (reason) => controller.abort(reason),
+    });
+    tap.onEnd(() => callerSignal?.removeEventListener('abort', onCallerAbort));
+    ctx.tap = tap;
+    return tap.response;
+  };
+}

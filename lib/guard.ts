@@ -1,0 +1,220 @@
+import { resolveConfig, unknownEnvVars, type ConfigSources } from './config/resolve';
+import type { GuardOptions, ResolvedConfig } from './config/options';
+import { GuardConfigError } from './errors';
+import { GuardEmitter, type GuardEventName, type GuardListener } from './events';
+import { consoleLogger, type Logger } from './logger';
+import { CallContext, compose, type Next, type Stage } from './pipeline';
+import type { ProviderAdapter } from './providers/adapter';
+import { currentScope } from './scope';
+import { createAttempt } from './attempt';
+import { estimateInputTokens } from './money/estimate';
+import { PriceBook, readPricesFile } from './money/prices';
+import { CostGuardStage } from './stages/cost-guard';
+import { RetryStage } from './stages/retry';
+import { CircuitBreakerStage } from './stages/circuit-breaker';
+import { RateLimitStage } from './stages/rate-limit';
+
+export interface GuardTotals {
+  /** Calls made through the guard (each may have several attempts). */
+  calls: number;
+  /** HTTP attempts that reached the network. */
+  attempts: number;
+  retries: number;
+  provider429s: number;
+  costUsd: number;
+}
+
+export interface GuardStatus {
+  name: string;
+  provider: string;
+  enabled: boolean;
+  config: Record<string, unknown>;
+  /** Where each setting came from: 'default', 'option' or the env var's name. */
+  sources: ConfigSources;
+  limiter: { running: number; queued: number; paused: boolean; pausedUntil?: string; learned?: Record<string, unknown> };
+  breaker: { state: 'closed' | 'open' | 'half-open'; retryAfterMs?: number };
+  budgets: Array<{
+    scope: string;
+    key: string;
+    limitUsd: number;
+    spentUsd: number;
+    reservedUsd: number;
+    window: string;
+    enforcement: 'hard' | 'soft';
+    nextReleaseAt?: string;
+  }>;
+  totals: GuardTotals;
+}
+
+/** JSON-safe copy of the config: an ioredis client is shown as '[client]', URLs lose passwords. */
+function publicConfig(config: ResolvedConfig): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify({ ...config, redis: undefined })) as Record<string, unknown>;
+  if (typeof config.redis === 'string') copy.redis = config.redis.replace(/\/\/([^@/]*)@/, '//***@');
+  else if (config.redis) copy.redis = '[client]';
+  return copy;
+}
+
+/**
+ * The engine behind one guarded client: resolved config, the stage pipeline, events and totals.
+ * The fetch it exposes is what the SDK copy calls for every HTTP request.
+ */
+export class Guard {
+  config: ResolvedConfig;
+  sources: ConfigSources;
+  readonly emitter: GuardEmitter;
+  logger: Logger;
+  readonly totals: GuardTotals = { calls: 0, attempts: 0, retries: 0, provider429s: 0, costUsd: 0 };
+  readonly stages: readonly Stage[];
+  private readonly pipeline: Next;
+  prices: PriceBook;
+  private callSeq = 0;
+  private closed = false;
+
+  constructor(
+    readonly adapter: ProviderAdapter,
+    private readonly options: GuardOptions,
+    private readonly realFetch: typeof fetch,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {
+    const { config, sources } = resolveConfig(options, env, adapter.name);
+    this.config = config;
+    this.sources = sources;
+    this.logger = options.logger ?? consoleLogger(config.logLevel);
+    this.emitter = new GuardEmitter((event, error) =>
+      this.logger.error({ event, error: error instanceof Error ? error.message : String(error) }, 'a guard event listener threw; the call went on'),
+    );
+    this.prices = this.makePriceBook(config);
+    const unknown = unknownEnvVars(env, adapter.name);
+    if (unknown.length) this.logger.warn({ vars: unknown }, 'ignoring LLM_GUARD_* env vars that name no setting');
+
+    // Fixed order, outermost first: cost guard → retry → breaker → rate limiter → fetch.
+    this.stages = [
+      new CostGuardStage({
+        config: () => this.config,
+        prices: () => this.prices,
+        emitter: this.emitter,
+        logger: () => this.logger,
+        charge: (usd) => {
+          this.totals.costUsd += usd;
+        },
+      }),
+      new RetryStage(),
+      new CircuitBreakerStage(),
+      new RateLimitStage(),
+    ];
+    this.pipeline = compose(
+      this.stages,
+      createAttempt({
+        fetch: realFetch,
+        timeoutMs: () => this.config.timeoutMs,
+        onAttempt: (ctx) => {
+          ctx.attempt++;
+          this.totals.attempts++;
+        },
+        onResponse: (_ctx, response) => {
+          if (response.status === 429) this.totals.provider429s++;
+        },
+      }),
+    );
+  }
+
+  /** The fetch installed into the SDK copy: every request runs through the pipeline. */
+  readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const requestInit: RequestInit = init ?? (input instanceof Request ? { method: input.method, headers: input.headers, body: input.body } : {});
+    const request = this.adapter.parseRequest(url, requestInit.method ?? 'GET', requestInit.body);
+    const inputTokens = request.billable ? estimateInputTokens(request.endpoint, request.body) : 0;
+    const ctx = new CallContext(++this.callSeq, this.adapter, request, currentScope(), requestInit.signal ?? undefined, url, requestInit, inputTokens);
+    this.totals.calls++;
+    if (this.emitter.has('request')) {
+      this.emitter.emit('request', {
+        ...ctx.eventBase(),
+        stream: request.stream,
+        maxOutputTokens: request.maxOutputTokens,
+        inputTokensEstimate: inputTokens,
+      });
+    }
+    const response = await this.pipeline(ctx);
+    if (this.emitter.has('response')) this.emitResponse(ctx, response);
+    return response;
+  };
+
+  private emitResponse(ctx: CallContext, response: Response): void {
+    const emit = (usage: ReturnType<NonNullable<CallContext['tap']>['usage']>) =>
+      this.emitter.emit('response', {
+        ...ctx.eventBase(),
+        status: response.status,
+        usage,
+        costUsd: undefined,
+        attempts: ctx.attempt,
+        queuedMs: ctx.queuedMs,
+        durationMs: performance.now() - ctx.startedAt,
+      });
+    // A successful body is reported once the SDK has read it: only then is usage known.
+    if (ctx.tap) ctx.tap.onEnd((end) => emit(end.usage));
+    else emit(undefined);
+  }
+
+  on<E extends GuardEventName>(event: E, listener: GuardListener<E>): () => void {
+    return this.emitter.on(event, listener);
+  }
+
+  /** Re-validates everything as at construction; applied to new calls at once. */
+  updateConfig(patch: GuardOptions): void {
+    if (patch.provider !== undefined || patch.logger !== undefined) {
+      throw new GuardConfigError(patch.provider !== undefined ? 'provider' : 'logger', 'a change', 'the value given at creation (fixed for the life of the client)');
+    }
+    const merged = mergeOptions(this.options, patch);
+    const { config, sources } = resolveConfig(merged, this.env, this.adapter.name);
+    if (config.enabled !== this.config.enabled) {
+      throw new GuardConfigError('enabled', String(config.enabled), `${this.config.enabled} (enabled is fixed at creation: a disabled guard is the plain SDK client)`);
+    }
+    const prices = this.makePriceBook(config);
+    Object.assign(this.options, merged);
+    this.config = config;
+    this.prices = prices;
+    this.sources = sources;
+  }
+
+  /** Price overrides: the prices file, then `cost.prices` over it. */
+  private makePriceBook(config: ResolvedConfig): PriceBook {
+    const fromFile = config.cost.pricesFile ? readPricesFile(config.cost.pricesFile) : {};
+    return new PriceBook(this.adapter.priceProvider, { ...fromFile, ...config.cost.prices }, config.cost.unpricedModel);
+  }
+
+  status(): GuardStatus {
+    return {
+      name: this.config.name,
+      provider: this.adapter.name,
+      enabled: this.config.enabled,
+      config: publicConfig(this.config),
+      sources: { ...this.sources },
+      limiter: { running: 0, queued: 0, paused: false },
+      breaker: { state: 'closed' },
+      budgets: [],
+      totals: { ...this.totals },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.stages.map((stage) => stage.close?.()));
+    this.emitter.clear();
+  }
+}
+
+/** Deep-merges option objects (arrays and class instances are replaced, not merged). */
+function mergeOptions(base: GuardOptions, patch: GuardOptions): GuardOptions {
+  const isPlain = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
+  const merge = (a: unknown, b: unknown): unknown => {
+    if (!isPlain(a) || !isPlain(b)) return b === undefined ? a : b;
+    const out: Record<string, unknown> = { ...a };
+    for (const [k, v] of Object.entries(b)) out[k] = merge(a[k], v);
+    return out;
+  };
+  const normalisedBase: GuardOptions = { ...base, retry: typeof base.retry === 'number' ? { retries: base.retry } : base.retry };
+  const normalisedPatch: GuardOptions = { ...patch, retry: typeof patch.retry === 'number' ? { retries: patch.retry } : patch.retry };
+  return merge(normalisedBase, normalisedPatch) as GuardOptions;
+}

@@ -1,0 +1,42 @@
+export { createGuardedClient, type Guarded, type GuardController } from './create-guarded-client';
+export { runWithScope, type GuardScope } from './scope';
+export {
+  GuardError,
+  RateLimitExceededError,
+  BudgetExceededError,
+  CircuitOpenError,
+  GuardConfigError,
+  UnpricedModelError,
+  isGuardError,
+  type GuardErrorCode,
+  type BudgetStage,
+  type RateLimitReason,
+} from './errors';
+export type { GuardEventMap, GuardEventName, GuardListener, CallEventBase } from './events';
+export type { GuardStatus, GuardTotals } from './guard';
+export type {
+  GuardOptions,
+  BudgetRule,
+  BudgetScope,
+  BudgetWindow,
+  LimitsOptions,
+  RetryOptions,
+  BreakerOptions,
+  CostOptions,
+  ModelPrice,
+  ScopeLimits,
+} from './config/options';
+export type { Logger } from './logger';
+export type {
+  ProviderAdapter,
+  ParsedRequest,
+  Usage,
+  RateLimitSnapshot,
+  LimitWindow,
+  ErrorClassification,
+  StreamUsageReader,
+  Endpoint,
+} from './providers/adapter';
+export { anthropicAdapter } from './providers/anthropic';
+export { openaiAdapter } from './providers/openai';
+export { SETTINGS } from './config/settings';

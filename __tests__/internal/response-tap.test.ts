@@ -1,0 +1,139 @@
+import { ResponseTap, type TapEnd } from '../../lib/internal/response-tap';
+import { anthropicAdapter } from '../../lib/providers/anthropic';
+import { textTokenWeight } from '../../lib/money/estimate';
+import { fixture } from '../support/fixtures';
+
+const request = anthropicAdapter.parseRequest('https://api.anthropic.com/v1/messages', 'POST', '{"model":"m","max_tokens":500,"stream":true}');
+
+/** A Response whose body arrives in `size`-byte chunks, like a socket would deliver it. */
+function chunkedResponse(text: string, size: number, contentType = 'text/event-stream'): Response {
+  const bytes = new TextEncoder().encode(text);
+  let offset = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (offset >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(offset, offset + size));
+      offset += size;
+    },
+  });
+  return new Response(body, { status: 200, headers: { 'content-type': contentType, 'request-id': 'req_1' } });
+}
+
+function streamTap(raw: Response, abortUpstream = jest.fn()) {
+  return new ResponseTap(raw, {
+    usageFromJson: (json) => anthropicAdapter.usageFromJson(request, json),
+    streamReader: anthropicAdapter.createStreamUsageReader(request, textTokenWeight),
+    inputTokensEstimate: 10,
+    abortUpstream,
+  });
+}
+
+describe('ResponseTap on a stream', () => {
+  test.each([1, 17, 4096])('passes every byte through unchanged (%i-byte chunks) and reports the final usage once', async (size) => {
+    const sse = fixture('anthropic/stream.sse');
+    const tap = streamTap(chunkedResponse(sse, size));
+    const ends: TapEnd[] = [];
+    tap.onEnd((end) => ends.push(end));
+    expect(tap.response.headers.get('request-id')).toBe('req_1');
+    expect(await tap.response.text()).toBe(sse);
+    expect(ends).toEqual([{ usage: { inputTokens: 1672, outputTokens: 89, cacheReadTokens: 1200 } }]);
+    tap.onEnd((end) => ends.push(end)); // a late listener hears it at once
+    expect(ends).toHaveLength(2);
+  });
+
+  test('reports running usage as deltas arrive', async () => {
+    const tap = streamTap(chunkedResponse(fixture('anthropic/stream.sse'), 64));
+    const outputs: number[] = [];
+    tap.onProgress((u) => outputs.push(u.outputTokens));
+    await tap.response.arrayBuffer();
+    expect(outputs.length).toBeGreaterThan(3);
+    expect(outputs).toEqual([...outputs].sort((a, b) => a - b));
+    expect(outputs.at(-1)).toBe(89);
+  });
+
+  test('abort() errors the consumer with the given error and stops upstream, keeping the usage so far', async () => {
+    const abortUpstream = jest.fn();
+    const tap = streamTap(chunkedResponse(fixture('anthropic/stream.sse'), 200), abortUpstream);
+    const stop = new Error('over budget');
+    let ended: TapEnd | undefined;
+    tap.onEnd((end) => (ended = end));
+    tap.onProgress((u) => {
+      if (u.outputTokens > 10) tap.abort(stop);
+    });
+    const reader = tap.response.body!.getReader();
+    let received = 0;
+    await expect(
+      (async () => {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          received += value.length;
+        }
+      })(),
+    ).rejects.toBe(stop);
+    expect(received).toBeGreaterThan(0); // the chunk that crossed the line was still delivered
+    expect(abortUpstream).toHaveBeenCalledWith(stop);
+    expect(ended!.error).toBe(stop);
+    expect(ended!.usage!.outputTokens).toBeGreaterThan(10);
+  });
+
+  test('a consumer that stops reading ends the tap as cancelled', async () => {
+    const tap = streamTap(chunkedResponse(fixture('anthropic/stream.sse'), 100));
+    let ended: TapEnd | undefined;
+    tap.onEnd((end) => (ended = end));
+    const reader = tap.response.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    expect(ended).toMatchObject({ cancelled: true });
+  });
+
+  test('an upstream failure reaches the consumer as itself', async () => {
+    const failure = new TypeError('terminated');
+    let sent = false;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (!sent) {
+          sent = true;
+          controller.enqueue(new TextEncoder().encode(fixture('anthropic/stream.sse').slice(0, 600)));
+        } else controller.error(failure);
+      },
+    });
+    const tap = streamTap(new Response(body, { headers: { 'content-type': 'text/event-stream' } }));
+    let ended: TapEnd | undefined;
+    tap.onEnd((end) => (ended = end));
+    await expect(tap.response.text()).rejects.toBe(failure);
+    expect(ended!.error).toBe(failure);
+    expect(ended!.usage!.inputTokens).toBe(1672); // message_start was seen before the cut
+  });
+});
+
+describe('ResponseTap on JSON', () => {
+  const jsonTap = (text: string) =>
+    new ResponseTap(chunkedResponse(text, 1000, 'application/json'), {
+      usageFromJson: (json) => anthropicAdapter.usageFromJson(request, json),
+      inputTokensEstimate: 0,
+      abortUpstream: () => {},
+    });
+
+  test('usage is read where the SDK parses the body, json() or text()', async () => {
+    const body = fixture('anthropic/message.json');
+    const viaJson = jsonTap(body);
+    let usage: TapEnd['usage'];
+    viaJson.onEnd((e) => (usage = e.usage));
+    expect(await viaJson.response.json()).toEqual(JSON.parse(body));
+    expect(usage!.outputTokens).toBe(10);
+    const viaText = jsonTap(body);
+    expect(await viaText.response.text()).toBe(body);
+    expect(viaText.usage()!.outputTokens).toBe(10);
+  });
+
+  test('a malformed body ends the tap with the parse error, which the caller still gets', async () => {
+    const tap = jsonTap('{"id": "broken", "content": [');
+    let ended: TapEnd | undefined;
+    tap.onEnd((e) => (ended = e));
+    // (Compared by name: jest runs tests in another realm than undici's SyntaxError.)
+    const error = await tap.response.json().catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'SyntaxError' });
+    expect(ended!.error).toBe(error);
+  });
+});

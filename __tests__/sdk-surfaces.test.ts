@@ -212,4 +212,22 @@ describe('createGuardedClient(provider name)', () => {
       process.env = saved;
     }
   });
+
+  test('a clear error when the SDK package is not installed', () => {
+    jest.isolateModules(() => {
+      // What Node throws for a missing package, in place of the installed SDK.
+      jest.doMock('openai', () => {
+        throw Object.assign(new Error("Cannot find module 'openai'"), { code: 'MODULE_NOT_FOUND' });
+      });
+      const fresh = require('../lib') as typeof import('../lib');
+      let error: unknown;
+      try {
+        fresh.createGuardedClient('openai');
+      } catch (e) {
+        error = e;
+      }
+      expect(fresh.GuardConfigError.is(error)).toBe(true);
+      expect((error as Error).message).toContain('npm install openai');
+    });
+  });
 });

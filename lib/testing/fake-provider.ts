@@ -159,6 +159,8 @@ export class FakeProvider {
   private readonly t0 = performance.now();
   private seq = 0;
   private idleWaiters: Array<() => void> = [];
+  /** Handlers still running (a hung-up stream is billed when its handler notices). */
+  private active = 0;
 
   private constructor(
     private readonly server: Server,
@@ -180,12 +182,19 @@ export class FakeProvider {
     const server = createServer();
     const fake = new FakeProvider(server, options);
     server.on('request', (req, res) => {
-      fake.handle(req, res).catch((error: unknown) => {
-        if (!res.headersSent) {
-          res.writeHead(500, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ error: { message: `fake provider bug: ${String(error)}` } }));
-        } else res.destroy();
-      });
+      fake.active++;
+      fake
+        .handle(req, res)
+        .catch((error: unknown) => {
+          if (!res.headersSent) {
+            res.writeHead(500, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ error: { message: `fake provider bug: ${String(error)}` } }));
+          } else res.destroy();
+        })
+        .finally(() => {
+          fake.active--;
+          fake.notifyIdle();
+        });
     });
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
@@ -243,10 +252,14 @@ export class FakeProvider {
     this.buckets.clear();
   }
 
-  /** Resolves when no request is in flight (billing of hung-up streams is then final). */
+  /** Resolves when no request is in flight and every handler is done (billing is then final). */
   idle(): Promise<void> {
-    if (this.stats.inFlight === 0) return Promise.resolve();
+    if (this.stats.inFlight === 0 && this.active === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private notifyIdle(): void {
+    if (this.stats.inFlight === 0 && this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   async close(): Promise<void> {
@@ -313,7 +326,7 @@ export class FakeProvider {
       closed = !res.writableFinished;
       stats.inFlight--;
       record.clientClosed = closed;
-      if (stats.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      this.notifyIdle();
     });
 
     const chunks: Buffer[] = [];
@@ -459,6 +472,8 @@ export class FakeProvider {
       if (closed) break;
       if (sent >= cutAfter) {
         bill(sent);
+        // Let what was written reach the client, then drop the connection mid-stream.
+        await new Promise<void>((resolve) => res.write('', () => resolve()));
         res.destroy();
         return;
       }

@@ -1,5 +1,6 @@
 import { findGuardError } from './errors';
 import { runInScope, type GuardScope } from './scope';
+import { parseRetryAfter } from './internal/time';
 
 /**
  * The thin Proxy over the SDK copy. It adds `.guard`, carries a scope into every call made
@@ -8,9 +9,19 @@ import { runInScope, type GuardScope } from './scope';
  * SDK classes keep private state that a Proxy `this` would break.
  */
 
-/** The guard error inside an SDK wrapper, else the error unchanged. */
+/**
+ * The guard error inside an SDK wrapper; else the error unchanged — an SDK APIError that carries
+ * a retry-after header also gets `retryAfterMs`, like our own errors.
+ */
 export function unwrapError(error: unknown): unknown {
-  return findGuardError(error) ?? error;
+  const guardError = findGuardError(error);
+  if (guardError) return guardError;
+  const e = error as { headers?: unknown; retryAfterMs?: number } | null;
+  if (e && typeof e === 'object' && e.headers instanceof Headers && e.retryAfterMs === undefined) {
+    const ms = parseRetryAfter(e.headers);
+    if (ms !== undefined) e.retryAfterMs = Math.ceil(ms);
+  }
+  return error;
 }
 
 const rethrow = (error: unknown): never => {

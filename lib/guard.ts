@@ -13,6 +13,7 @@ import { CostGuardStage } from './stages/cost-guard';
 import { RetryStage } from './stages/retry';
 import { CircuitBreakerStage } from './stages/circuit-breaker';
 import { RateLimitStage } from './stages/rate-limit';
+import { TrafficLimiter } from './limiter/traffic-limiter';
 
 export interface GuardTotals {
   /** Calls made through the guard (each may have several attempts). */
@@ -31,8 +32,18 @@ export interface GuardStatus {
   config: Record<string, unknown>;
   /** Where each setting came from: 'default', 'option' or the env var's name. */
   sources: ConfigSources;
-  limiter: { running: number; queued: number; paused: boolean; pausedUntil?: string; learned?: Record<string, unknown> };
-  breaker: { state: 'closed' | 'open' | 'half-open'; retryAfterMs?: number };
+  limiter: {
+    running: number;
+    queued: number;
+    paused: boolean;
+    pausedUntil?: string;
+    /** How the request rate is set: configured, probing (nothing learned yet), learned from headers, or unlimited. */
+    mode: 'configured' | 'probing' | 'learned' | 'unlimited';
+    learned?: Record<string, unknown>;
+    /** Live per-scope limiter keys, by scope kind. */
+    scopes?: Record<string, number>;
+  };
+  breaker: { state: 'closed' | 'open' | 'half-open'; retryAfterMs?: number; breakers?: Record<string, string> };
   budgets: Array<{
     scope: string;
     key: string;
@@ -67,6 +78,8 @@ export class Guard {
   readonly stages: readonly Stage[];
   private readonly pipeline: Next;
   prices: PriceBook;
+  readonly limiter: TrafficLimiter;
+  private readonly breaker: CircuitBreakerStage;
   private callSeq = 0;
   private closed = false;
 
@@ -84,6 +97,7 @@ export class Guard {
       this.logger.error({ event, error: error instanceof Error ? error.message : String(error) }, 'a guard event listener threw; the call went on'),
     );
     this.prices = this.makePriceBook(config);
+    this.limiter = new TrafficLimiter({ config: () => this.config, emitter: this.emitter, provider: adapter.name });
     const unknown = unknownEnvVars(env, adapter.name);
     if (unknown.length) this.logger.warn({ vars: unknown }, 'ignoring LLM_GUARD_* env vars that name no setting');
 
@@ -98,9 +112,15 @@ export class Guard {
           this.totals.costUsd += usd;
         },
       }),
-      new RetryStage(),
-      new CircuitBreakerStage(),
-      new RateLimitStage(),
+      new RetryStage({
+        config: () => this.config,
+        emitter: this.emitter,
+        onRetry: () => {
+          this.totals.retries++;
+        },
+      }),
+      (this.breaker = new CircuitBreakerStage({ config: () => this.config, emitter: this.emitter, provider: adapter.name })),
+      new RateLimitStage(() => this.limiter),
     ];
     this.pipeline = compose(
       this.stages,
@@ -170,9 +190,11 @@ export class Guard {
       throw new GuardConfigError('enabled', String(config.enabled), `${this.config.enabled} (enabled is fixed at creation: a disabled guard is the plain SDK client)`);
     }
     const prices = this.makePriceBook(config);
+    const previous = this.config;
     Object.assign(this.options, merged);
     this.config = config;
     this.prices = prices;
+    this.limiter.configure(config, previous);
     this.sources = sources;
   }
 
@@ -189,8 +211,8 @@ export class Guard {
       enabled: this.config.enabled,
       config: publicConfig(this.config),
       sources: { ...this.sources },
-      limiter: { running: 0, queued: 0, paused: false },
-      breaker: { state: 'closed' },
+      limiter: this.limiter.status(),
+      breaker: this.breaker.status(this.config),
       budgets: [],
       totals: { ...this.totals },
     };
@@ -199,7 +221,7 @@ export class Guard {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(this.stages.map((stage) => stage.close?.()));
+    await Promise.all([...this.stages.map((stage) => stage.close?.()), this.limiter.close()]);
     this.emitter.clear();
   }
 }

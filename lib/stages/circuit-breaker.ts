@@ -1,10 +1,159 @@
+import CircuitBreaker from 'opossum';
 import type { CallContext, Next, Stage } from '../pipeline';
+import type { ResolvedConfig } from '../config/options';
+import type { GuardEmitter } from '../events';
+import { CircuitOpenError, isGuardError } from '../errors';
 
-/** Pass-through until its issue fills it in; the wiring around it is final. */
+/** A 5xx answer, thrown so opossum counts it; the response itself still goes back to the SDK. */
+class ProviderFault extends Error {
+  constructor(readonly response?: Response) {
+    super(response ? `HTTP ${response.status}` : 'provider fault');
+  }
+}
+const MAX_BREAKERS = 1000;
+
+interface Entry {
+  breaker: CircuitBreaker;
+  openedAt: number;
+}
+
+export interface BreakerDeps {
+  config: () => ResolvedConfig;
+  emitter: GuardEmitter;
+  provider: string;
+}
+
+/**
+ * An opossum breaker per guard (or per model with `breaker.perModel`). It counts provider faults
+ * only — 5xx, 529, per-attempt timeouts, connection errors — against successes; 4xx and 429 are
+ * not counted at all (the limiter owns 429s). Open: calls fail at once with CircuitOpenError and
+ * the provider sees nothing; after resetTimeoutMs one probe goes (half-open) and its outcome
+ * closes or re-opens it. opossum's own timeout and shared abortController are not used.
+ */
 export class CircuitBreakerStage implements Stage {
   readonly name = 'breaker';
+  private breakers = new Map<string, Entry>();
+  private settings: string;
 
-  run(ctx: CallContext, next: Next): Promise<Response> {
-    return next(ctx);
+  constructor(private readonly deps: BreakerDeps) {
+    this.settings = JSON.stringify(deps.config().breaker);
   }
+
+  private keyOf(ctx: CallContext, config: ResolvedConfig): string {
+    return config.breaker.perModel ? `${config.name}:${ctx.request.model ?? '(none)'}` : config.name;
+  }
+
+  private entry(key: string, config: ResolvedConfig): Entry {
+    const settings = JSON.stringify(config.breaker);
+    if (settings !== this.settings) {
+      // Live config change: new breakers with the new thresholds (state starts closed).
+      this.settings = settings;
+      this.shutdownAll();
+    }
+    let entry = this.breakers.get(key);
+    if (entry) return entry;
+    if (this.breakers.size >= MAX_BREAKERS) this.shutdownAll();
+    const b = config.breaker;
+    const breaker = new CircuitBreaker((outcome: () => Promise<unknown>) => outcome(), {
+      timeout: false,
+      errorThresholdPercentage: b.errorThresholdPercentage,
+      volumeThreshold: b.volumeThreshold,
+      rollingCountTimeout: b.rollingWindowMs,
+      rollingCountBuckets: 10,
+      resetTimeout: b.resetTimeoutMs,
+      allowWarmUp: false,
+      name: key,
+    });
+    const created: Entry = { breaker, openedAt: 0 };
+    const emit = (state: 'open' | 'half-open' | 'closed') => {
+      if (this.deps.emitter.has('breaker')) this.deps.emitter.emit('breaker', { state, key, provider: this.deps.provider });
+    };
+    breaker.on('open', () => {
+      created.openedAt = Date.now();
+      emit('open');
+    });
+    breaker.on('halfOpen', () => emit('half-open'));
+    breaker.on('close', () => emit('closed'));
+    this.breakers.set(key, created);
+    entry = created;
+    return entry;
+  }
+
+  async run(ctx: CallContext, next: Next): Promise<Response> {
+    const config = this.deps.config();
+    if (!config.breaker.enabled) return next(ctx);
+    const key = this.keyOf(ctx, config);
+    const { breaker, openedAt } = this.entry(key, config);
+    if (breaker.opened) throw this.openError(key, openedAt, config);
+
+    if (breaker.halfOpen) {
+      // The single probe goes through opossum itself, so that only one is let through.
+      try {
+        return (await breaker.fire(() => this.probe(ctx, next))) as Response;
+      } catch (error) {
+        if ((error as { code?: string }).code === 'EOPENBREAKER') throw this.openError(key, this.breakers.get(key)?.openedAt ?? Date.now(), config);
+        if (error instanceof ProviderFault && error.response) return error.response;
+        throw error;
+      }
+    }
+
+    // Closed: run the attempt, then record its outcome (a fault or a success; others not at all).
+    let response: Response;
+    try {
+      response = await next(ctx);
+    } catch (error) {
+      if (isFault(error, ctx)) this.record(breaker, error);
+      throw error;
+    }
+    if (response.status >= 500) this.record(breaker, new ProviderFault());
+    else if (response.ok) this.record(breaker, undefined);
+    return response;
+  }
+
+  /** The half-open probe: a 5xx rejects (so opossum counts it as a fault) carrying the response. */
+  private async probe(ctx: CallContext, next: Next): Promise<Response> {
+    const response = await next(ctx);
+    if (response.status >= 500) throw new ProviderFault(response);
+    return response;
+  }
+
+  private record(breaker: CircuitBreaker, fault: unknown): void {
+    breaker.fire(() => (fault === undefined ? Promise.resolve() : Promise.reject(fault))).catch(() => {});
+  }
+
+  private openError(key: string, openedAt: number, config: ResolvedConfig): CircuitOpenError {
+    const retryAfterMs = Math.max(0, openedAt + config.breaker.resetTimeoutMs - Date.now());
+    return new CircuitOpenError(
+      `Refused: the circuit breaker "${key}" is open after repeated provider faults; nothing was sent. It lets one probe through in ${Math.ceil(retryAfterMs / 1000)} s.`,
+      { breaker: key, retryAfterMs },
+    );
+  }
+
+  status(config: ResolvedConfig): { state: 'closed' | 'open' | 'half-open'; retryAfterMs?: number; breakers?: Record<string, string> } {
+    const states = [...this.breakers.entries()].map(([key, e]) => [key, e.breaker.opened ? 'open' : e.breaker.halfOpen ? 'half-open' : 'closed'] as const);
+    const worst = states.some(([, s]) => s === 'open') ? 'open' : states.some(([, s]) => s === 'half-open') ? 'half-open' : 'closed';
+    const out: ReturnType<CircuitBreakerStage['status']> = { state: worst };
+    if (worst === 'open') {
+      const openedAt = Math.max(...[...this.breakers.values()].filter((e) => e.breaker.opened).map((e) => e.openedAt));
+      out.retryAfterMs = Math.max(0, openedAt + config.breaker.resetTimeoutMs - Date.now());
+    }
+    if (config.breaker.perModel) out.breakers = Object.fromEntries(states);
+    return out;
+  }
+
+  private shutdownAll(): void {
+    for (const { breaker } of this.breakers.values()) breaker.shutdown();
+    this.breakers.clear();
+  }
+
+  close(): void {
+    this.shutdownAll();
+  }
+}
+
+/** Provider faults: a timeout or a lost connection. A caller's abort and guard refusals are not. */
+function isFault(error: unknown, ctx: CallContext): boolean {
+  if (ctx.signal?.aborted) return false;
+  if (isGuardError(error)) return false;
+  return true;
 }

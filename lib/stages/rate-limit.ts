@@ -1,10 +1,42 @@
 import type { CallContext, Next, Stage } from '../pipeline';
+import type { TrafficLimiter } from '../limiter/traffic-limiter';
 
-/** Pass-through until its issue fills it in; the wiring around it is final. */
+/** Output tokens reserved for a call that sets no cap, trued up to the actual after its response. */
+export const DEFAULT_OUTPUT_RESERVATION = 1024;
+
+/**
+ * Innermost stage: every attempt takes a limiter slot (concurrency, request and token rates,
+ * per-scope limits) and holds it while the provider works — for a stream, until its body ends.
+ */
 export class RateLimitStage implements Stage {
   readonly name = 'rateLimit';
 
-  run(ctx: CallContext, next: Next): Promise<Response> {
-    return next(ctx);
+  constructor(private readonly limiter: () => TrafficLimiter) {}
+
+  async run(ctx: CallContext, next: Next): Promise<Response> {
+    if (!ctx.request.billable) return next(ctx);
+    const limiter = this.limiter();
+    const output = ctx.request.endpoint === 'embeddings' ? 0 : (ctx.request.maxOutputTokens ?? DEFAULT_OUTPUT_RESERVATION);
+    const lease = await limiter.acquire(ctx.scope, { input: ctx.inputTokens, output }, ctx.signal, ctx.request.model);
+    ctx.queuedMs += lease.waitedMs;
+    let response: Response;
+    try {
+      response = await next(ctx);
+    } catch (error) {
+      limiter.observeFailure(lease);
+      lease.settle();
+      throw error;
+    }
+    limiter.observe(lease, response, ctx.adapter);
+    const tap = ctx.tap;
+    if (!tap) {
+      // An error response: the provider generated nothing.
+      lease.settle(0);
+    } else {
+      // A JSON body is complete when its headers arrive; a stream is in flight until it ends.
+      if (!ctx.request.stream) lease.releaseSlot();
+      tap.onEnd((end) => lease.settle(end.usage?.outputTokens));
+    }
+    return response;
   }
 }

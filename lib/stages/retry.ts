@@ -1,10 +1,124 @@
+import pRetry, { AbortError } from 'p-retry';
 import type { CallContext, Next, Stage } from '../pipeline';
+import type { ResolvedConfig } from '../config/options';
+import type { GuardEmitter } from '../events';
+import type { ErrorClassification } from '../providers/adapter';
+import { isGuardError } from '../errors';
+import { AttemptTimeoutError } from '../attempt';
+import { sleep } from '../internal/time';
 
-/** Pass-through until its issue fills it in; the wiring around it is final. */
+/** A retryable error response, carried through p-retry; the last one goes back to the SDK. */
+class RetryableResponse extends Error {
+  constructor(
+    readonly response: Response,
+    readonly classification: ErrorClassification,
+    readonly retryAfterMs: number | undefined,
+  ) {
+    super(`HTTP ${response.status} (${classification.reason})`);
+  }
+}
+
+export interface RetryDeps {
+  config: () => ResolvedConfig;
+  emitter: GuardEmitter;
+  onRetry: () => void;
+}
+
+/** The capped exponential backoff for retry `n` (1-based), with the configured jitter. */
+export function backoffMs(n: number, retry: ResolvedConfig['retry'], random: () => number = Math.random): number {
+  const cap = Math.min(retry.maxDelayMs, retry.minDelayMs * retry.factor ** (n - 1));
+  switch (retry.jitter) {
+    case 'full':
+      return random() * cap;
+    case 'equal':
+      return cap / 2 + (random() * cap) / 2;
+    case 'none':
+      return cap;
+  }
+}
+
+/** An error response rebuilt from its text (read once to classify it), told never to be retried by the SDK. */
+async function readErrorResponse(response: Response): Promise<{ text: string; response: Response }> {
+  const text = await response.text().catch(() => '');
+  const headers = new Headers(response.headers);
+  // The guard is the one retry authority: not even a per-request `maxRetries` may stack on it.
+  headers.set('x-should-retry', 'false');
+  return { text, response: new Response(text, { status: response.status, statusText: response.statusText, headers }) };
+}
+
+function isReplayable(body: RequestInit['body']): boolean {
+  return !(typeof body === 'object' && body !== null && (body instanceof ReadableStream || Symbol.asyncIterator in body));
+}
+
+/**
+ * Retries with p-retry: exponential backoff with full jitter, or the provider's Retry-After when it
+ * is at most maxRetryAfterMs (else the call fails at once). Retried: 408, 409, 429 (not
+ * insufficient_quota), 5xx, 529, connection errors and per-attempt timeouts, as `x-should-retry`
+ * allows. Never retried: other 4xx, guard refusals, an open breaker, a caller's abort, a body that
+ * cannot be sent twice. Every wait is abortable and maxRetryTimeMs bounds the whole call.
+ */
 export class RetryStage implements Stage {
   readonly name = 'retry';
 
-  run(ctx: CallContext, next: Next): Promise<Response> {
-    return next(ctx);
+  constructor(private readonly deps: RetryDeps) {}
+
+  async run(ctx: CallContext, next: Next): Promise<Response> {
+    const retry = this.deps.config().retry;
+    const retries = isReplayable(ctx.init.body) ? retry.retries : 0;
+    const started = performance.now();
+    try {
+      return await pRetry(
+        async () => {
+          const response = await next(ctx);
+          if (response.ok) return response;
+          const read = await readErrorResponse(response);
+          // Classified on the provider's own headers (the rebuilt ones forbid SDK retries).
+          const classification = ctx.adapter.classifyError(response.status, response.headers, read.text);
+          if (!classification.retryable) return read.response;
+          throw new RetryableResponse(read.response, classification, ctx.adapter.retryAfterMs(response.headers));
+        },
+        {
+          retries,
+          minTimeout: 0,
+          factor: 1,
+          randomize: false,
+          maxRetryTime: retry.maxRetryTimeMs ?? Number.POSITIVE_INFINITY,
+          ...(ctx.signal ? { signal: ctx.signal } : {}),
+          shouldRetry: async ({ error, attemptNumber }) => {
+            if (ctx.signal?.aborted) return false;
+            let delay: number;
+            let reason: string;
+            let status: number | undefined;
+            if (error instanceof RetryableResponse) {
+              status = error.response.status;
+              reason = error.classification.reason;
+              if (error.retryAfterMs !== undefined) {
+                // A Retry-After beyond our bound fails now, with the provider's own error.
+                if (error.retryAfterMs > retry.maxRetryAfterMs) return false;
+                delay = error.retryAfterMs;
+              } else delay = backoffMs(attemptNumber, retry);
+            } else if (isGuardError(error)) {
+              return false; // refusals and an open breaker are final
+            } else {
+              reason = error instanceof AttemptTimeoutError ? 'attempt_timeout' : 'connection_error';
+              delay = backoffMs(attemptNumber, retry);
+            }
+            const remaining = (retry.maxRetryTimeMs ?? Infinity) - (performance.now() - started);
+            if (delay >= remaining) return false;
+            this.deps.onRetry();
+            if (this.deps.emitter.has('retry')) {
+              this.deps.emitter.emit('retry', { ...ctx.eventBase(), attempt: attemptNumber + 1, delayMs: Math.round(delay), reason, ...(status !== undefined ? { status } : {}) });
+            }
+            await sleep(delay, ctx.signal);
+            return true;
+          },
+        },
+      );
+    } catch (error) {
+      // Retries exhausted on an error response: the SDK turns it into its own error class.
+      if (error instanceof RetryableResponse) return error.response;
+      if (error instanceof AbortError) throw error.originalError;
+      throw error;
+    }
   }
 }

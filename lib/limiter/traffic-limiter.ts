@@ -1,0 +1,400 @@
+import type { ResolvedConfig } from '../config/options';
+import { RateLimitExceededError } from '../errors';
+import type { GuardEmitter } from '../events';
+import type { LimitWindow, ProviderAdapter, RateLimitSnapshot } from '../providers/adapter';
+import type { GuardScope } from '../scope';
+import { Bucket, SAFETY_MARGIN, configuredPlan, type BucketPlan } from './bucket';
+import { ScopeLimiters, holdSlot, type Grant } from './scope-limiters';
+
+export type Dimension = 'requests' | 'tokens' | 'inputTokens' | 'outputTokens';
+type TokenDimension = Exclude<Dimension, 'requests'>;
+const TOKEN_DIMENSIONS: readonly TokenDimension[] = ['tokens', 'inputTokens', 'outputTokens'];
+const CONFIG_KEY: Record<Dimension, 'requestsPerMinute' | 'tokensPerMinute' | 'inputTokensPerMinute' | 'outputTokensPerMinute'> = {
+  requests: 'requestsPerMinute',
+  tokens: 'tokensPerMinute',
+  inputTokens: 'inputTokensPerMinute',
+  outputTokens: 'outputTokensPerMinute',
+};
+
+/** What a call weighs in tokens: its input estimate, and the output reserved for it. */
+export interface CallWeights {
+  input: number;
+  output: number;
+}
+
+/** A call's hold on the limiter, from dispatch until its response is done. */
+export interface Lease {
+  readonly seq: number;
+  readonly waitedMs: number;
+  /** Frees the concurrency slot (idempotent). */
+  releaseSlot(): void;
+  /** Ends the lease: frees every slot and trues up the output reservation to what was used. */
+  settle(actualOutputTokens?: number): void;
+}
+
+export interface LimiterDeps {
+  config: () => ResolvedConfig;
+  emitter: GuardEmitter;
+  provider: string;
+}
+
+type Mode = 'configured' | 'probing' | 'learned' | 'unlimited';
+
+/**
+ * The traffic limiter of one guard, on Bottleneck: per-scope limiters, then concurrency and the
+ * request rate (one limiter, weight 1), then token buckets. Adaptive mode learns the provider's
+ * limits from its headers (starting with one probe request), re-syncs what is left after every
+ * response, and pauses all dispatch on a 429 until its Retry-After.
+ */
+export class TrafficLimiter {
+  private readonly main: Bucket;
+  private readonly tokenBuckets: Partial<Record<TokenDimension, Bucket>> = {};
+  private readonly scopes: ScopeLimiters;
+  private requestsMode: Mode = 'unlimited';
+  private readonly learned: Partial<Record<Dimension, LimitWindow & { plan: BucketPlan }>> = {};
+  private seq = 0;
+  private inFlight = 0;
+  private waiting = 0;
+  private keepAlive: ReturnType<typeof setInterval> | undefined;
+  private pausedUntil = 0;
+  private pauseTimer: ReturnType<typeof setTimeout> | undefined;
+  private probeSeq = 0;
+  private closed = false;
+
+  constructor(private readonly deps: LimiterDeps) {
+    const config = deps.config();
+    this.main = new Bucket('requests', undefined, { maxConcurrent: config.limits.maxConcurrent });
+    this.scopes = new ScopeLimiters(config.limits.perScope);
+    this.configure(config);
+  }
+
+  /** Applies (live) configuration: concurrency, configured rates, per-scope limits. */
+  configure(config: ResolvedConfig, previous?: ResolvedConfig): void {
+    const limits = config.limits;
+    void this.main.limiter.updateSettings({ maxConcurrent: limits.maxConcurrent });
+    const rpm = limits.requestsPerMinute;
+    if (rpm !== undefined) {
+      this.requestsMode = 'configured';
+      this.main.replan(configuredPlan(rpm), previous?.limits.requestsPerMinute === rpm ? undefined : configuredPlan(rpm).capacity);
+    } else if (this.requestsMode === 'configured' || !previous) {
+      this.requestsMode = limits.adaptive ? 'probing' : 'unlimited';
+      if (this.requestsMode === 'probing') this.probe();
+      else this.main.replan(undefined);
+    }
+    if (!limits.adaptive && (this.requestsMode === 'probing' || this.requestsMode === 'learned')) {
+      this.requestsMode = 'unlimited';
+      this.main.replan(undefined);
+    }
+    for (const dim of TOKEN_DIMENSIONS) {
+      const perMinute = limits[CONFIG_KEY[dim]];
+      const learned = limits.adaptive ? this.learned[dim]?.plan : undefined;
+      const plan = perMinute !== undefined ? configuredPlan(perMinute) : learned;
+      const bucket = this.tokenBuckets[dim];
+      if (plan && !bucket) this.tokenBuckets[dim] = new Bucket(dim, plan);
+      else if (bucket && plan !== bucket.plan) bucket.replan(plan);
+      if (!plan && bucket) {
+        delete this.tokenBuckets[dim];
+        void bucket.close();
+      }
+    }
+    if (previous && JSON.stringify(previous.limits.perScope) !== JSON.stringify(limits.perScope)) this.scopes.configure(limits.perScope);
+  }
+
+  /** Nothing learned yet: one request goes alone until its response's headers arrive. */
+  private probe(): void {
+    this.main.replan(undefined);
+    void this.main.limiter.updateSettings({ reservoir: 1 });
+  }
+
+  /**
+   * Waits for every limit that applies, in order. Refuses at once (RateLimitExceededError) when
+   * the queue is full, the call could never fit a token limit, or the wait would pass maxWaitMs;
+   * gives up at maxWaitMs or when the caller aborts, and then nothing of it reaches the provider.
+   */
+  async acquire(scope: Readonly<GuardScope>, weights: CallWeights, signal: AbortSignal | undefined, model: string | undefined): Promise<Lease> {
+    const config = this.deps.config();
+    const { maxQueue, maxWaitMs } = config.limits;
+    if (this.waiting >= maxQueue) {
+      throw new RateLimitExceededError(`Refused: ${this.waiting} calls are already waiting (limits.maxQueue = ${maxQueue}); nothing was sent.`, {
+        reason: 'queue_full',
+        retryAfterMs: this.estimatedWaitMs(),
+        limit: 'maxQueue',
+      });
+    }
+    const tokenWeights: Record<TokenDimension, number> = {
+      tokens: weights.input + weights.output,
+      inputTokens: weights.input,
+      outputTokens: weights.output,
+    };
+    for (const dim of TOKEN_DIMENSIONS) {
+      const plan = this.tokenBuckets[dim]?.plan;
+      if (plan && tokenWeights[dim] > plan.perMinute) {
+        throw new RateLimitExceededError(
+          `Refused: this call needs ${Math.ceil(tokenWeights[dim])} ${dim} but the limit allows ${Math.floor(plan.perMinute)} per minute; it could never be sent. Nothing was sent.`,
+          { reason: 'too_heavy', limit: CONFIG_KEY[dim] },
+        );
+      }
+    }
+    const pausedFor = this.pausedUntil - Date.now();
+    if (pausedFor > maxWaitMs) {
+      throw new RateLimitExceededError(`Refused: the provider asked for a ${Math.ceil(pausedFor)} ms pause, longer than limits.maxWaitMs = ${maxWaitMs}; nothing was sent.`, {
+        reason: 'max_wait',
+        retryAfterMs: pausedFor,
+        limit: 'maxWaitMs',
+      });
+    }
+
+    const scopeLimiters = this.scopes.limitersFor(scope);
+    for (const scoped of scopeLimiters) {
+      const wait = ScopeLimiters.waitMs(scoped);
+      if (wait > maxWaitMs) {
+        throw new RateLimitExceededError(`Refused: ${scoped.key} is over its own rate limit for the next ${Math.ceil(wait)} ms (limits.perScope), longer than limits.maxWaitMs = ${maxWaitMs}; nothing was sent.`, {
+          reason: 'max_wait',
+          retryAfterMs: wait,
+          limit: `perScope.${scoped.key.split(':')[0]}`,
+        });
+      }
+    }
+
+    const started = performance.now();
+    const grants: Grant[] = [];
+    const taken: Array<[Bucket, number]> = [];
+    let abandoned = false;
+    const steps = async (): Promise<void> => {
+      for (const { limiter } of scopeLimiters) {
+        const grant = await holdSlot(limiter);
+        if (abandoned) return grant.undo();
+        grants.push(grant);
+      }
+      const slot = await holdSlot(this.main.limiter);
+      if (abandoned) return slot.undo();
+      grants.push(slot);
+      this.main.dispatched++;
+      for (const dim of TOKEN_DIMENSIONS) {
+        const bucket = this.tokenBuckets[dim];
+        if (!bucket || tokenWeights[dim] <= 0) continue;
+        await bucket.take(tokenWeights[dim]);
+        if (abandoned) return bucket.refund(tokenWeights[dim]);
+        taken.push([bucket, tokenWeights[dim]]);
+      }
+      // A 429 seen while this call waited on token buckets holds it too.
+      while (this.pausedUntil > Date.now() && !abandoned) await this.untilResumed();
+    };
+
+    this.wait(+1);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    try {
+      await Promise.race([
+        steps(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            reject(
+              new RateLimitExceededError(`Refused: no slot within limits.maxWaitMs = ${maxWaitMs} ms; nothing was sent.`, {
+                reason: 'max_wait',
+                retryAfterMs: this.estimatedWaitMs(),
+                limit: 'maxWaitMs',
+              }),
+            );
+          }, maxWaitMs);
+          timer.unref();
+          if (signal) {
+            onAbort = () => reject(signal.reason);
+            if (signal.aborted) onAbort();
+            else signal.addEventListener('abort', onAbort, { once: true });
+          }
+        }),
+      ]);
+    } catch (error) {
+      abandoned = true;
+      for (const grant of grants) grant.undo();
+      for (const [bucket, weight] of taken) bucket.refund(weight);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      this.wait(-1);
+    }
+
+    const waitedMs = performance.now() - started;
+    if (waitedMs >= 5 && this.deps.emitter.has('rate-limited')) {
+      this.deps.emitter.emit('rate-limited', { source: 'local', provider: this.deps.provider, model, waitMs: waitedMs });
+    }
+    return this.lease(grants, taken, weights, waitedMs);
+  }
+
+  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number): Lease {
+    const seq = ++this.seq;
+    if (this.requestsMode === 'probing' && this.probeSeq === 0) this.probeSeq = seq;
+    const dispatchedAt = new Map<Bucket, number>([[this.main, this.main.dispatched], ...taken.map(([b]) => [b, b.dispatched] as [Bucket, number])]);
+    this.inFlight++;
+    let slotFreed = false;
+    let settled = false;
+    const releaseSlot = () => {
+      if (slotFreed) return;
+      slotFreed = true;
+      this.inFlight--;
+      for (const grant of grants) grant.release();
+    };
+    const lease: Lease & { dispatchedAt: Map<Bucket, number> } = {
+      seq,
+      waitedMs,
+      dispatchedAt,
+      releaseSlot,
+      settle: (actualOutput) => {
+        releaseSlot();
+        if (settled) return;
+        settled = true;
+        if (actualOutput === undefined) return;
+        const unused = weights.output - actualOutput;
+        for (const [bucket] of taken) if (bucket.name === 'outputTokens' || bucket.name === 'tokens') bucket.refund(unused);
+      },
+    };
+    return lease;
+  }
+
+  /**
+   * Learns from a response: its rate-limit headers re-sync what is left (adaptive mode), and a
+   * 429 pauses all dispatch until its Retry-After (or the reset header).
+   */
+  observe(lease: Lease, response: Response, adapter: ProviderAdapter): void {
+    const config = this.deps.config();
+    if (!config.limits.adaptive) return;
+    const snapshot = adapter.rateLimits(response.headers);
+    if (snapshot) this.sync(lease as Lease & { dispatchedAt: Map<Bucket, number> }, snapshot);
+    else if (lease.seq === this.probeSeq && this.requestsMode === 'probing' && response.status !== 429) {
+      // The provider sends no limits: nothing to follow.
+      this.requestsMode = 'unlimited';
+      this.main.replan(undefined);
+    }
+    if (response.status === 429) {
+      const waitMs = adapter.retryAfterMs(response.headers) ?? this.resetOfExhausted(snapshot) ?? 1000;
+      this.pause(waitMs);
+    }
+  }
+
+  /** A call that got no response (connection error, timeout): a failed probe lets the next one go. */
+  observeFailure(lease: Lease): void {
+    if (lease.seq === this.probeSeq && this.requestsMode === 'probing') {
+      this.probeSeq = 0;
+      this.probe();
+    }
+  }
+
+  private sync(lease: Lease & { dispatchedAt: Map<Bucket, number> }, snapshot: RateLimitSnapshot): void {
+    const dims: Dimension[] = ['requests', ...TOKEN_DIMENSIONS];
+    for (const dim of dims) {
+      const window = snapshot[dim];
+      if (!window || window.limit <= 0) continue;
+      const configured = this.deps.config().limits[CONFIG_KEY[dim]] !== undefined;
+      // At most one second of the advertised rate at once: providers enforce per-minute limits
+      // over short intervals even when their bucket reports more.
+      const perMinute = window.limit * SAFETY_MARGIN;
+      const refillMs = window.resetMs ?? 0;
+      const capacity = Math.max(1, Math.min(window.remaining + (window.limit / 60_000) * refillMs, window.limit / 60) * SAFETY_MARGIN);
+      let bucket = dim === 'requests' ? this.main : this.tokenBuckets[dim];
+      if (!configured) {
+        const plan: BucketPlan = { perMinute, capacity };
+        this.learned[dim] = { ...window, plan };
+        if (!bucket) bucket = this.tokenBuckets[dim as TokenDimension] = new Bucket(dim, plan, {});
+        if (dim === 'requests' && this.requestsMode !== 'learned') {
+          this.requestsMode = 'learned';
+          bucket.replan(plan, 0);
+        } else if (!bucket.plan || Math.abs(bucket.plan.perMinute - perMinute) > perMinute * 0.01 || Math.abs(bucket.plan.capacity - capacity) > capacity * 0.2) {
+          bucket.replan(plan);
+        }
+      }
+      if (!bucket || lease.seq <= bucket.syncedSeq || this.pausedUntil > Date.now()) continue;
+      bucket.syncedSeq = lease.seq;
+      const since = bucket.dispatched - (lease.dispatchedAt.get(bucket) ?? bucket.dispatched);
+      const left = window.remaining - since;
+      if (configured) bucket.lowerTo(left);
+      else bucket.setRemaining(left);
+    }
+  }
+
+  private resetOfExhausted(snapshot: RateLimitSnapshot | undefined): number | undefined {
+    if (!snapshot) return undefined;
+    const resets = Object.values(snapshot)
+      .filter((w): w is LimitWindow => w !== undefined && w.remaining <= 0 && w.resetMs !== undefined)
+      .map((w) => w.resetMs!);
+    return resets.length ? Math.max(...resets) : undefined;
+  }
+
+  /** Stops all dispatch for `ms` (a provider 429): one 429 must not become N retries at once. */
+  private pause(ms: number): void {
+    const until = Date.now() + ms;
+    if (until <= this.pausedUntil) return;
+    this.pausedUntil = until;
+    this.main.pause();
+    for (const bucket of Object.values(this.tokenBuckets)) bucket.pause();
+    clearTimeout(this.pauseTimer);
+    this.pauseTimer = setTimeout(() => this.resume(ms), ms);
+    this.pauseTimer.unref();
+    if (this.deps.emitter.has('rate-limited')) {
+      this.deps.emitter.emit('rate-limited', { source: 'provider', provider: this.deps.provider, waitMs: ms, reason: 'provider 429' });
+    }
+  }
+
+  private resume(pausedMs: number): void {
+    if (this.closed) return;
+    this.pausedUntil = 0;
+    // One request first: its headers tell how much the provider has refilled.
+    if (this.requestsMode === 'configured' || this.requestsMode === 'learned') this.main.resume(1);
+    else {
+      this.requestsMode = this.deps.config().limits.adaptive ? 'probing' : 'unlimited';
+      this.probeSeq = 0;
+      this.main.resume(1);
+      if (this.requestsMode === 'unlimited') this.main.replan(undefined);
+    }
+    for (const bucket of Object.values(this.tokenBuckets)) {
+      const plan = bucket.plan;
+      bucket.resume(plan ? Math.max(1, (plan.perMinute / 60_000) * pausedMs) : 0);
+    }
+    for (const resolve of this.resumeWaiters.splice(0)) resolve();
+  }
+
+  private resumeWaiters: Array<() => void> = [];
+  private untilResumed(): Promise<void> {
+    return new Promise((resolve) => this.resumeWaiters.push(resolve));
+  }
+
+  /** Keeps the process alive while a call waits (the limiter's own timers never do). */
+  private wait(delta: number): void {
+    this.waiting += delta;
+    if (this.waiting > 0 && !this.keepAlive) this.keepAlive = setInterval(() => {}, 1000);
+    else if (this.waiting === 0 && this.keepAlive) {
+      clearInterval(this.keepAlive);
+      this.keepAlive = undefined;
+    }
+  }
+
+  /** A rough time until a new call could go: the pause, else the queue ahead at the request rate. */
+  private estimatedWaitMs(): number {
+    const paused = Math.max(0, this.pausedUntil - Date.now());
+    const plan = this.main.plan;
+    const queueMs = plan ? ((this.waiting + 1) / plan.perMinute) * 60_000 : 1000;
+    return Math.max(paused, queueMs);
+  }
+
+  status(): { running: number; queued: number; paused: boolean; pausedUntil?: string; mode: Mode; learned?: Record<string, unknown>; scopes?: Record<string, number> } {
+    const paused = this.pausedUntil > Date.now();
+    const out: ReturnType<TrafficLimiter['status']> = { running: this.inFlight, queued: this.waiting, paused, mode: this.requestsMode };
+    if (paused) out.pausedUntil = new Date(this.pausedUntil).toISOString();
+    const learned = Object.fromEntries(
+      Object.entries(this.learned).map(([dim, l]) => [dim, { limitPerMinute: l.limit, remaining: l.remaining, resetMs: l.resetMs }]),
+    );
+    if (Object.keys(learned).length) out.learned = learned;
+    if (this.scopes.active) out.scopes = this.scopes.sizes();
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.pauseTimer);
+    if (this.keepAlive) clearInterval(this.keepAlive);
+    this.keepAlive = undefined;
+    for (const resolve of this.resumeWaiters.splice(0)) resolve();
+    await Promise.all([this.main.close(), ...Object.values(this.tokenBuckets).map((b) => b.close()), this.scopes.close()]);
+  }
+}

@@ -262,8 +262,8 @@ export class TrafficLimiter {
     if (!config.limits.adaptive) return;
     const snapshot = adapter.rateLimits(response.headers);
     if (snapshot) this.sync(lease as Lease & { dispatchedAt: Map<Bucket, number> }, snapshot);
-    else if (lease.seq === this.probeSeq && this.requestsMode === 'probing' && response.status !== 429) {
-      // The provider sends no limits: nothing to follow.
+    if (this.requestsMode === 'probing' && !snapshot?.requests && response.status !== 429) {
+      // The provider sends no request limit (maybe token limits only): no request rate to follow.
       this.requestsMode = 'unlimited';
       this.main.replan(undefined);
     }

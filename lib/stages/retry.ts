@@ -18,6 +18,16 @@ class RetryableResponse extends Error {
   }
 }
 
+/**
+ * An attempt that threw, wrapped in an Error of this realm: p-retry tests `instanceof Error`,
+ * which fetch's own errors fail under test runners that use another realm (jest).
+ */
+class AttemptFailed extends Error {
+  constructor(readonly original: unknown) {
+    super('attempt failed');
+  }
+}
+
 export interface RetryDeps {
   config: () => ResolvedConfig;
   emitter: GuardEmitter;
@@ -69,7 +79,12 @@ export class RetryStage implements Stage {
     try {
       return await pRetry(
         async () => {
-          const response = await next(ctx);
+          let response: Response;
+          try {
+            response = await next(ctx);
+          } catch (error) {
+            throw new AttemptFailed(error);
+          }
           if (response.ok) return response;
           const read = await readErrorResponse(response);
           // Classified on the provider's own headers (the rebuilt ones forbid SDK retries).
@@ -97,10 +112,10 @@ export class RetryStage implements Stage {
                 if (error.retryAfterMs > retry.maxRetryAfterMs) return false;
                 delay = error.retryAfterMs;
               } else delay = backoffMs(attemptNumber, retry);
-            } else if (isGuardError(error)) {
-              return false; // refusals and an open breaker are final
             } else {
-              reason = error instanceof AttemptTimeoutError ? 'attempt_timeout' : 'connection_error';
+              const original = error instanceof AttemptFailed ? error.original : error;
+              if (isGuardError(original)) return false; // refusals and an open breaker are final
+              reason = original instanceof AttemptTimeoutError ? 'attempt_timeout' : 'connection_error';
               delay = backoffMs(attemptNumber, retry);
             }
             const remaining = (retry.maxRetryTimeMs ?? Infinity) - (performance.now() - started);
@@ -117,6 +132,7 @@ export class RetryStage implements Stage {
     } catch (error) {
       // Retries exhausted on an error response: the SDK turns it into its own error class.
       if (error instanceof RetryableResponse) return error.response;
+      if (error instanceof AttemptFailed) throw error.original;
       if (error instanceof AbortError) throw error.originalError;
       throw error;
     }

@@ -1,0 +1,83 @@
+import OpenAI from 'openai';
+import { createGuardedClient, type GuardEventMap } from '../../lib';
+import { CLAUDE, GPT, anthropicFor, hello, openaiFor, useFakeProvider } from '../support/clients';
+import { bucketExcess, arrivalsOf } from '../support/arrivals';
+
+const fake = useFakeProvider();
+
+describe('adaptive mode', () => {
+  test('with no limits set: one probe first, then the provider’s advertised rate, without 429s', async () => {
+    fake().configure({ limits: { requestsPerMinute: 600 } });
+    const client = createGuardedClient(openaiFor(fake()), { limits: { maxConcurrent: 50 } });
+    expect(client.guard.status().limiter.mode).toBe('probing');
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 30 }, () => client.chat.completions.create({ model: GPT, messages: hello })));
+    const elapsed = performance.now() - started;
+    const arrivals = arrivalsOf(fake().records);
+    // The probe went alone: the second request left only after the first answer came back.
+    expect(arrivals[1]! - arrivals[0]!).toBeGreaterThan(0.5);
+    expect(fake().stats.byStatus[429] ?? 0).toBeLessThanOrEqual(1);
+    expect(client.guard.status().limiter).toMatchObject({ mode: 'learned', learned: { requests: { limitPerMinute: 600 } } });
+    // Ideal: 10 at once, then 10/s → 2.0 s for 30.
+    expect(elapsed).toBeLessThan(2000 * 1.25);
+  });
+
+  test('Anthropic token limits are learned from the headers and followed', async () => {
+    fake().configure({ limits: { inputTokensPerMinute: 30_000 } });
+    const client = createGuardedClient(anthropicFor(fake()), { limits: { maxConcurrent: 50 } });
+    const prompt = [{ role: 'user' as const, content: 'word '.repeat(160) }];
+    await Promise.all(Array.from({ length: 8 }, () => client.messages.create({ model: CLAUDE, max_tokens: 10, messages: prompt })));
+    expect(fake().stats.byStatus[429] ?? 0).toBeLessThanOrEqual(1);
+    expect(client.guard.status().limiter.learned).toMatchObject({ inputTokens: { limitPerMinute: 30_000 } });
+    const records = fake().records.filter((r) => r.status === 200);
+    expect(bucketExcess(arrivalsOf(records), 500, 500, records.map((r) => r.inputTokens))).toBeLessThanOrEqual(207);
+  });
+
+  test('a 429 pauses the whole limiter until Retry-After: the server sees nothing in between', async () => {
+    fake().configure({ latencyMs: 20 });
+    const client = createGuardedClient(openaiFor(fake()), { limits: { requestsPerMinute: 6000, maxConcurrent: 4 }, retry: { retries: 3 } });
+    const events: Array<GuardEventMap['rate-limited']> = [];
+    let seenAt = 0; // when the guard saw the 429, on the fake's clock
+    client.guard.on('rate-limited', (e) => {
+      events.push(e);
+      if (e.source === 'provider') seenAt = fake().now();
+    });
+    fake().fault({ status: 429, headers: { 'retry-after-ms': '400' } }, { times: 1 });
+    await Promise.all(Array.from({ length: 12 }, () => client.chat.completions.create({ model: GPT, messages: hello })));
+    // Calls already on their way when the 429 came back land within a few ms; after that, nothing
+    // until the Retry-After is over.
+    const during = fake().records.filter((r) => r.at > seenAt + 15 && r.at < seenAt + 395);
+    expect(seenAt).toBeGreaterThan(0);
+    expect(during.map((r) => r.at - seenAt)).toEqual([]);
+    expect(fake().records.filter((r) => r.at > seenAt + 395).length).toBeGreaterThanOrEqual(7);
+    expect(events.some((e) => e.source === 'provider' && e.waitMs === 400)).toBe(true);
+    // One 429, not a storm: everything else went through.
+    expect(fake().stats.byStatus).toEqual({ 200: 12, 429: 1 });
+  });
+
+  test('a Retry-After longer than maxRetryAfterMs fails that call at once, and still pauses the limiter', async () => {
+    const client = createGuardedClient(openaiFor(fake()), { limits: { requestsPerMinute: 6000, maxWaitMs: 500 }, retry: { maxRetryAfterMs: 100 } });
+    fake().fault({ status: 429, headers: { 'retry-after': '2' } });
+    await expect(client.chat.completions.create({ model: GPT, messages: hello })).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+    expect(client.guard.status().limiter.paused).toBe(true);
+    // The next call would wait 2 s, more than maxWaitMs: refused locally, nothing sent.
+    await expect(client.chat.completions.create({ model: GPT, messages: hello })).rejects.toMatchObject({ code: 'rate_limited', reason: 'max_wait' });
+    expect(fake().stats.requests).toBe(1);
+  });
+
+  test('adaptive: false ignores the headers', async () => {
+    fake().configure({ limits: { requestsPerMinute: 600 } });
+    const client = createGuardedClient(openaiFor(fake()), { limits: { adaptive: false } });
+    await client.chat.completions.create({ model: GPT, messages: hello });
+    expect(client.guard.status().limiter).toMatchObject({ mode: 'unlimited' });
+    expect(client.guard.status().limiter.learned).toBeUndefined();
+  });
+
+  test('a provider that sends no limit headers: after the probe, nothing holds calls back', async () => {
+    const client = createGuardedClient(openaiFor(fake()), { limits: { maxConcurrent: 20 } });
+    fake().configure({ latencyMs: 30 });
+    await Promise.all(Array.from({ length: 10 }, () => client.chat.completions.create({ model: GPT, messages: hello })));
+    expect(client.guard.status().limiter.mode).toBe('unlimited');
+    expect(fake().stats.maxInFlight).toBeGreaterThanOrEqual(8);
+  });
+});

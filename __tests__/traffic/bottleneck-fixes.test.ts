@@ -1,0 +1,58 @@
+import Bottleneck from 'bottleneck';
+import { fastLimiter, makeFast } from '../../lib/internal/bottleneck';
+
+// These tests fail if the fixes in lib/internal/bottleneck.ts stop applying (a Bottleneck
+// upgrade, a refactor): they check behaviour, not how long anything took.
+
+describe('Bottleneck scheduling needs no timers', () => {
+  afterEach(() => jest.useRealTimers());
+
+  test('a job runs with setTimeout frozen (stock Bottleneck would wait on two setTimeout(0)s)', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
+    const limiter = fastLimiter({ maxConcurrent: 2 });
+    const results = await Promise.all([1, 2, 3].map((n) => limiter.schedule(async () => n * 2)));
+    expect(results).toEqual([2, 4, 6]);
+  });
+
+  test('stock Bottleneck does need them (the reason for the fix)', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
+    const stock = new Bottleneck({ maxConcurrent: 2 });
+    let ran = false;
+    void stock.schedule(async () => (ran = true));
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(ran).toBe(false);
+    await jest.runAllTimersAsync();
+    expect(ran).toBe(true);
+  });
+});
+
+describe('the refill heartbeat survives updateSettings()', () => {
+  test('a reservoir keeps refilling after its settings change', async () => {
+    const limiter = fastLimiter({ reservoir: 0, reservoirIncreaseAmount: 1, reservoirIncreaseInterval: 20, reservoirIncreaseMaximum: 100, heartbeatInterval: 20 } as Bottleneck.ConstructorOptions);
+    await new Promise((r) => setTimeout(r, 70));
+    await limiter.updateSettings({ reservoirIncreaseMaximum: 99 });
+    const before = (await limiter.currentReservoir())!;
+    await new Promise((r) => setTimeout(r, 120));
+    expect((await limiter.currentReservoir())!).toBeGreaterThan(before + 2);
+    await limiter.disconnect();
+  });
+
+  test('stock Bottleneck stops refilling (the reason for the fix)', async () => {
+    const stock = new Bottleneck({ reservoir: 0, reservoirIncreaseAmount: 1, reservoirIncreaseInterval: 20, reservoirIncreaseMaximum: 100, heartbeatInterval: 20 } as Bottleneck.ConstructorOptions);
+    await new Promise((r) => setTimeout(r, 70));
+    await stock.updateSettings({ reservoirIncreaseMaximum: 99 });
+    const before = (await stock.currentReservoir())!;
+    await new Promise((r) => setTimeout(r, 120));
+    expect(await stock.currentReservoir()).toBe(before);
+    await stock.disconnect();
+  });
+
+  test('makeFast is idempotent and leaves other limiters alone', () => {
+    const a = new Bottleneck();
+    const b = new Bottleneck();
+    makeFast(a);
+    makeFast(a);
+    expect((a as unknown as { _run: unknown })._run).not.toBe((b as unknown as { _run: unknown })._run);
+    expect((b as unknown as { _run: unknown })._run).toBe(Bottleneck.prototype['_run' as keyof Bottleneck]);
+  });
+});

@@ -18,8 +18,8 @@ describe('adaptive mode', () => {
     expect(arrivals[1]! - arrivals[0]!).toBeGreaterThan(0.5);
     expect(fake().stats.byStatus[429] ?? 0).toBeLessThanOrEqual(1);
     expect(client.guard.status().limiter).toMatchObject({ mode: 'learned', learned: { requests: { limitPerMinute: 600 } } });
-    // Ideal: 10 at once, then 10/s → 2.0 s for 30.
-    expect(elapsed).toBeLessThan(2000 * 1.25);
+    // Ideal: 10 at once, then 10/s → 2.0 s for 30 (the probe's round trip and the 2% margin aside).
+    expect(elapsed).toBeLessThan(2000 * 1.35);
   });
 
   test('Anthropic token limits are learned from the headers and followed', async () => {

@@ -9,7 +9,12 @@
  * 2. Refill: `updateSettings()` on a limiter whose refill heartbeat runs *stops* the heartbeat
  *    for good (its `_startHeartbeat` clears the interval instead of keeping it), so a reservoir
  *    that is re-synced or paused never refills again. Fixed: the heartbeat restarts as needed,
- *    and its period can be changed.
+ *    its period can be changed, and each tick adds for the time that actually passed (timer
+ *    ticks run late, which made the stock refill ~2% slow at 50 ms periods).
+ * 3. An uncontended take: when nothing waits in a local limiter and its conditions allow, a
+ *    slot is registered in Bottleneck's own datastore at once (`takeNow`/`freeNow`: what its
+ *    `__register__`/`__free__` do, without the job machinery, ~50 µs less per call). Whenever
+ *    anything waits, calls queue through Bottleneck's scheduler as usual.
  */
 import Bottleneck from 'bottleneck';
 
@@ -23,8 +28,11 @@ interface StoreOptions {
 }
 
 interface LocalStore {
+  _running: number;
+  _done: number;
+  _nextRequest: number;
   yieldLoop(t?: number): Promise<void>;
-  storeOptions?: StoreOptions;
+  storeOptions?: StoreOptions & { maxConcurrent?: number | null; minTime?: number };
   heartbeat?: ReturnType<typeof setInterval> | null;
   heartbeatInterval: number;
   _heartbeatMs?: number;
@@ -35,14 +43,21 @@ interface LocalStore {
   instance: { _drainAll(capacity: unknown): unknown };
 }
 
+interface EventsInternals {
+  _events: Record<string, Array<{ cb: unknown; status: string }> | undefined>;
+  trigger(name: string, ...args: unknown[]): Promise<unknown>;
+}
+
 interface BottleneckInternals {
+  _queues: { Events: EventsInternals };
+  _states: { counts: number[] };
   _store: LocalStore;
   _run(index: string, job: JobInternals, wait: number): unknown;
   _clearGlobalState(index: string): boolean;
   _free(index: string, job: JobInternals, ...args: unknown[]): unknown;
   _scheduled: Record<string, { timeout: unknown; expiration?: ReturnType<typeof setTimeout>; job: JobInternals }>;
   _limiter: unknown;
-  Events: { _events: Record<string, unknown[] | undefined>; trigger(name: string, ...args: unknown[]): Promise<unknown> };
+  Events: EventsInternals;
 }
 
 interface JobInternals {
@@ -61,10 +76,8 @@ export function makeFast<T extends Bottleneck>(limiter: T): T {
   if (l[FAST]) return limiter;
   l[FAST] = true;
 
-  // Events nobody listens to are not built (Bottleneck triggers ~10 per job, plus "debug" copies).
-  const events = l.Events;
-  const trigger = events.trigger.bind(events);
-  events.trigger = (name, ...args) => (events._events[name]?.length || events._events.debug?.length ? trigger(name, ...args) : RESOLVED);
+  fastEvents(l.Events);
+  fastEvents(l._queues.Events);
 
   if (!l._store.storeOptions) return limiter; // Redis datastore: its waits are real I/O.
 
@@ -91,6 +104,41 @@ export function makeFast<T extends Bottleneck>(limiter: T): T {
   return limiter;
 }
 
+/**
+ * Bottleneck's event trigger without its per-call async-generator garbage: events nobody listens
+ * to cost nothing, listeners are called as before (synchronously, 'once' honoured, a throwing
+ * listener reported as 'error'), and the first non-null result is what the promise resolves to.
+ * With a "debug" listener attached, the original runs unchanged.
+ */
+function fastEvents(events: EventsInternals): void {
+  const original = events.trigger.bind(events);
+  const trigger = (name: string, ...args: unknown[]): Promise<unknown> => {
+    const all = events._events;
+    if (all.debug?.length) return original(name, ...args);
+    const listeners = all[name];
+    if (!listeners?.length) return RESOLVED;
+    const results: unknown[] = [];
+    for (const listener of listeners.slice()) {
+      if (listener.status === 'none') continue;
+      if (listener.status === 'once') listener.status = 'none';
+      try {
+        const returned = typeof listener.cb === 'function' ? (listener.cb as (...a: unknown[]) => unknown)(...args) : undefined;
+        results.push(
+          returned !== null && typeof returned === 'object' && typeof (returned as Promise<unknown>).then === 'function' ?
+            (returned as Promise<unknown>).then(undefined, (error: unknown) => (name !== 'error' && void trigger('error', error), null))
+          : returned,
+        );
+      } catch (error) {
+        if (name !== 'error') void trigger('error', error);
+        results.push(null);
+      }
+    }
+    all[name] = listeners.filter((listener) => listener.status !== 'none');
+    return results.some((r) => r instanceof Promise) ? Promise.all(results).then((rs) => rs.find((r) => r != null)) : Promise.resolve(results.find((r) => r != null));
+  };
+  events.trigger = trigger;
+}
+
 /** Bottleneck's refill tick, unchanged, in a heartbeat that survives updateSettings(). */
 function startHeartbeat(this: LocalStore): void {
   const o = this.storeOptions!;
@@ -111,9 +159,11 @@ function startHeartbeat(this: LocalStore): void {
       this.instance._drainAll(this.computeCapacity());
     }
     if (o.reservoirIncreaseInterval != null && o.reservoirIncreaseAmount != null && now >= this._lastReservoirIncrease + o.reservoirIncreaseInterval) {
+      // The amount is per heartbeat period; ticks run a little late, so add for the time that passed.
+      const amount = (o.reservoirIncreaseAmount * Math.min(now - this._lastReservoirIncrease, 4 * this.heartbeatInterval)) / this.heartbeatInterval;
       this._lastReservoirIncrease = now;
       const reservoir = o.reservoir ?? 0;
-      const incr = o.reservoirIncreaseMaximum != null ? Math.min(o.reservoirIncreaseAmount, o.reservoirIncreaseMaximum - reservoir) : o.reservoirIncreaseAmount;
+      const incr = o.reservoirIncreaseMaximum != null ? Math.min(amount, o.reservoirIncreaseMaximum - reservoir) : amount;
       if (incr > 0) {
         o.reservoir = reservoir + incr;
         this.instance._drainAll(this.computeCapacity());
@@ -132,6 +182,60 @@ export function setHeartbeat(limiter: Bottleneck, ms: number): void {
 /** A new local limiter with the fixes applied. */
 export function fastLimiter(options: Bottleneck.ConstructorOptions): Bottleneck {
   return makeFast(new Bottleneck(options));
+}
+
+/**
+ * Sets store options of a local limiter at once (updateSettings() applies them a turn later,
+ * and jobs drained in between would use the old values: a pause must stop dispatch now).
+ * Returns false for a Redis-backed limiter, whose state lives in Redis.
+ */
+export function setLocalSettings(limiter: Bottleneck, settings: Partial<StoreOptions>): boolean {
+  const options = (limiter as unknown as BottleneckInternals)._store.storeOptions;
+  if (!options) return false;
+  const before = options.reservoir;
+  Object.assign(options, settings);
+  const after = options.reservoir;
+  // More room: let queued jobs go (this also restarts the refill heartbeat if it is now needed).
+  if (after === null || (before !== null && after > before) || settings.reservoirIncreaseAmount !== undefined) void limiter.updateSettings({});
+  return true;
+}
+
+/**
+ * Takes `weight` from a local limiter at once if nothing waits in it and its concurrency and
+ * reservoir allow (exactly what its __register__ would do); false otherwise: then schedule().
+ */
+export function takeNow(limiter: Bottleneck, weight: number): boolean {
+  const l = limiter as unknown as BottleneckInternals;
+  const store = l._store;
+  const o = store.storeOptions;
+  if (!o || o.minTime) return false;
+  const counts = l._states.counts;
+  if (counts[0]! > 0 || counts[1]! > 0) return false; // RECEIVED or QUEUED: they go first
+  const concurrencyOk = o.maxConcurrent == null || store._running + weight <= o.maxConcurrent;
+  const reservoirOk = o.reservoir == null || o.reservoir - weight >= 0;
+  if (!concurrencyOk || !reservoirOk) return false;
+  store._running += weight;
+  if (o.reservoir != null) o.reservoir -= weight;
+  store._nextRequest = Math.max(store._nextRequest, Date.now());
+  return true;
+}
+
+/** Gives back a slot taken with takeNow (what __free__ does), letting queued calls go. */
+export function freeNow(limiter: Bottleneck, weight: number): void {
+  const l = limiter as unknown as BottleneckInternals;
+  const store = l._store;
+  store._running -= weight;
+  store._done += weight;
+  const counts = l._states.counts;
+  if (counts[0]! > 0 || counts[1]! > 0) (limiter as unknown as { _drainAll(c: unknown): unknown })._drainAll(store.computeCapacity());
+}
+
+/** Takes `amount` out of a local limiter's reservoir at once (a debt when it goes below 0). */
+export function drawReservoir(limiter: Bottleneck, amount: number): boolean {
+  const o = (limiter as unknown as BottleneckInternals)._store.storeOptions;
+  if (!o || o.reservoir == null) return false;
+  o.reservoir -= amount;
+  return true;
 }
 
 /** The reservoir of a local limiter, read synchronously (null = unlimited). */

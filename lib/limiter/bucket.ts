@@ -1,5 +1,5 @@
 import type Bottleneck from 'bottleneck';
-import { fastLimiter, localReservoir, setHeartbeat } from '../internal/bottleneck';
+import { drawReservoir, fastLimiter, freeNow, localReservoir, setHeartbeat, setLocalSettings, takeNow } from '../internal/bottleneck';
 
 /**
  * Limits are enforced ~2% under the provider's: its clock and ours differ by milliseconds, and
@@ -46,6 +46,8 @@ export class Bucket {
   plan: BucketPlan | undefined;
   /** Sum of weights let through since creation: how much went out after a given call. */
   dispatched = 0;
+  /** Recent [time, dispatched] pairs, to tell what went out around a given moment. */
+  private history: Array<[number, number]> = [];
   /** Dispatch number of the newest call whose response headers synced this bucket. */
   syncedSeq = 0;
   private paused = false;
@@ -59,15 +61,52 @@ export class Bucket {
     this.limiter = fastLimiter({ ...extra, ...(plan ? refillSettings(plan, plan.capacity) : { reservoir: null }) });
   }
 
-  /** Waits until `weight` can go; resolves with the weight actually taken. */
-  async take(weight: number): Promise<number> {
+  /** Waits until `weight` can go (at once when nothing waits and there is room). */
+  async take(weight: number): Promise<void> {
     const burst = this.plan?.capacity;
     const now = burst === undefined ? weight : Math.min(weight, burst);
-    if (weight > 0) await this.limiter.schedule({ weight: now }, () => Promise.resolve());
+    if (weight > 0) {
+      // A reservoir-only limiter: the taken weight is not held, so it is freed at once.
+      if (takeNow(this.limiter, now)) freeNow(this.limiter, now);
+      else await this.limiter.schedule({ weight: now }, () => Promise.resolve());
+    }
     const debt = weight - now;
-    if (debt > 0) await this.limiter.incrementReservoir(-debt);
+    if (debt > 0 && !drawReservoir(this.limiter, debt)) await this.limiter.incrementReservoir(-debt);
+    this.countDispatch(weight);
+  }
+
+  /** Takes `weight` at once if nothing waits and there is room (with debt as in take()). */
+  takeNow(weight: number): boolean {
+    const burst = this.plan?.capacity;
+    const now = burst === undefined ? weight : Math.min(weight, burst);
+    if (!takeNow(this.limiter, now)) return false;
+    freeNow(this.limiter, now);
+    const debt = weight - now;
+    if (debt > 0) drawReservoir(this.limiter, debt);
+    this.countDispatch(weight);
+    return true;
+  }
+
+  /** Records weight let through now. */
+  countDispatch(weight: number): void {
     this.dispatched += weight;
-    return weight;
+    this.history.push([performance.now(), this.dispatched]);
+    if (this.history.length > 2048) this.history.splice(0, 1024);
+  }
+
+  /** Weight let through since `time` (performance clock), as far as the history reaches. */
+  dispatchedSince(time: number): number {
+    const h = this.history;
+    let lo = 0;
+    let hi = h.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (h[mid]![0] < time) lo = mid + 1;
+      else hi = mid;
+    }
+    // h[lo] is the first dispatch at or after `time`; everything from it on counts.
+    const before = lo === 0 ? (h[0] ? h[0][1] - 1 : this.dispatched) : h[lo - 1]![1];
+    return this.dispatched - before;
   }
 
   /** Gives back weight that was taken but not used (or a call that never went); never above capacity. */
@@ -94,19 +133,32 @@ export class Bucket {
   /** Lowers what is left to `at most` (never raises it): the provider knows better. */
   lowerTo(atMost: number): void {
     const current = localReservoir(this.limiter);
-    if (current !== null && atMost < current) void this.limiter.updateSettings({ reservoir: Math.max(0, atMost) });
+    if (current !== null && atMost < current) this.set({ reservoir: Math.max(0, atMost) });
   }
 
-  /** Sets what is left (adaptive sync of a learned limit). */
-  setRemaining(remaining: number): void {
-    if (!this.plan) return;
-    void this.limiter.updateSettings({ reservoir: Math.min(this.plan.capacity, remaining) });
+  /**
+   * Adaptive sync of a learned limit to what the provider says is left: lowered to it at once, but
+   * raised only to a unit short of it. Raising all the way would spend the margin the 2% slower
+   * refill builds at the provider, and the next few ms of network jitter would meet an empty bucket.
+   */
+  syncRemaining(left: number, mayRaise: boolean): void {
+    if (!this.plan || this.paused) return;
+    const current = localReservoir(this.limiter);
+    if (current === null) return;
+    const headroom = Math.max(1, this.plan.capacity * 0.05);
+    if (left < current) this.set({ reservoir: left });
+    else if (mayRaise && left - headroom > current) this.set({ reservoir: Math.min(this.plan.capacity, left - headroom) });
   }
 
   /** Stops all dispatch (a provider 429): nothing left, no refill, until resume(). */
   pause(): void {
     this.paused = true;
-    void this.limiter.updateSettings({ reservoir: 0, reservoirIncreaseAmount: 0 });
+    this.set({ reservoir: 0, reservoirIncreaseAmount: 0 });
+  }
+
+  /** Applies at once on a local limiter; through updateSettings() otherwise. */
+  private set(settings: { reservoir?: number; reservoirIncreaseAmount?: number }): void {
+    if (!setLocalSettings(this.limiter, settings)) void this.limiter.updateSettings(settings);
   }
 
   /** Resumes after a pause with `reservoir` units (one probe), refilling as planned. */
@@ -119,7 +171,9 @@ export class Bucket {
   private apply(settings: Bottleneck.ConstructorOptions & { heartbeatInterval?: number }): void {
     const { heartbeatInterval, ...rest } = settings;
     if (heartbeatInterval !== undefined) setHeartbeat(this.limiter, heartbeatInterval);
-    void this.limiter.updateSettings(rest);
+    // At once on a local limiter, so a later synchronous change is never overwritten by this one.
+    if (!setLocalSettings(this.limiter, rest as Parameters<typeof setLocalSettings>[1])) void this.limiter.updateSettings(rest);
+    else void this.limiter.updateSettings({});
   }
 
   reservoir(): number | null {

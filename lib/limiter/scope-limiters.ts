@@ -1,5 +1,5 @@
 import Bottleneck from 'bottleneck';
-import { localReservoir, makeFast } from '../internal/bottleneck';
+import { freeNow, localReservoir, makeFast, takeNow } from '../internal/bottleneck';
 import type { ResolvedConfig } from '../config/options';
 import type { GuardScope, ScopeKey } from '../scope';
 import { SAFETY_MARGIN, refillSettings } from './bucket';
@@ -13,8 +13,28 @@ export interface Grant {
 /** Idle per-scope limiters are dropped after this long: by then a per-minute bucket is full again. */
 export const SCOPE_IDLE_MS = 90_000;
 
+/** A slot taken at once when nothing waits and there is room; undefined otherwise. */
+export function takeSlotNow(limiter: Bottleneck, weight = 1): Grant | undefined {
+  if (!takeNow(limiter, weight)) return undefined;
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    freeNow(limiter, weight);
+  };
+  return {
+    release,
+    undo: () => {
+      release();
+      if (weight > 0 && localReservoir(limiter) !== null) void limiter.incrementReservoir(weight).catch(() => {});
+    },
+  };
+}
+
 /** Takes one slot of a Bottleneck limiter and holds it until released. */
-export function holdSlot(limiter: Bottleneck, weight = 1): Promise<Grant> {
+export function holdSlot(limiter: Bottleneck, weight = 1): Promise<Grant> | Grant {
+  const now = takeSlotNow(limiter, weight);
+  if (now) return now;
   return new Promise((granted, failed) => {
     limiter
       .schedule(

@@ -4,7 +4,7 @@ import type { GuardEmitter } from '../events';
 import type { LimitWindow, ProviderAdapter, RateLimitSnapshot } from '../providers/adapter';
 import type { GuardScope } from '../scope';
 import { Bucket, SAFETY_MARGIN, configuredPlan, type BucketPlan } from './bucket';
-import { ScopeLimiters, holdSlot, type Grant } from './scope-limiters';
+import { ScopeLimiters, holdSlot, takeSlotNow, type Grant, type ScopeLimiter } from './scope-limiters';
 
 export type Dimension = 'requests' | 'tokens' | 'inputTokens' | 'outputTokens';
 type TokenDimension = Exclude<Dimension, 'requests'>;
@@ -39,6 +39,15 @@ export interface LimiterDeps {
 }
 
 type Mode = 'configured' | 'probing' | 'learned' | 'unlimited';
+
+/** How far apart two calls may leave here and still reach the provider in the other order. */
+const REORDER_WINDOW_MS = 25;
+
+interface LeaseState extends Lease {
+  dispatchedAt: Map<Bucket, number>;
+  dispatchedTime: number;
+  weights: Map<Bucket, number>;
+}
 
 /**
  * The traffic limiter of one guard, on Bottleneck: per-scope limiters, then concurrency and the
@@ -157,6 +166,9 @@ export class TrafficLimiter {
     }
 
     const started = performance.now();
+    const immediate = this.tryNow(scopeLimiters, tokenWeights);
+    if (immediate) return this.lease(immediate.grants, immediate.taken, weights, 0);
+
     const grants: Grant[] = [];
     const taken: Array<[Bucket, number]> = [];
     let abandoned = false;
@@ -169,7 +181,7 @@ export class TrafficLimiter {
       const slot = await holdSlot(this.main.limiter);
       if (abandoned) return slot.undo();
       grants.push(slot);
-      this.main.dispatched++;
+      this.main.countDispatch(1);
       for (const dim of TOKEN_DIMENSIONS) {
         const bucket = this.tokenBuckets[dim];
         if (!bucket || tokenWeights[dim] <= 0) continue;
@@ -223,10 +235,44 @@ export class TrafficLimiter {
     return this.lease(grants, taken, weights, waitedMs);
   }
 
+  /**
+   * The uncontended case: every limit has room now and nothing waits, so the call goes without
+   * queueing (Bottleneck's datastore still counts it). Undefined when anything would have to wait.
+   */
+  private tryNow(scopeLimiters: ScopeLimiter[], tokenWeights: Record<TokenDimension, number>): { grants: Grant[]; taken: Array<[Bucket, number]> } | undefined {
+    if (this.pausedUntil > Date.now()) return undefined;
+    const grants: Grant[] = [];
+    const giveBack = () => {
+      for (const grant of grants) grant.undo();
+      return undefined;
+    };
+    for (const { limiter } of scopeLimiters) {
+      const grant = takeSlotNow(limiter);
+      if (!grant) return giveBack();
+      grants.push(grant);
+    }
+    const slot = takeSlotNow(this.main.limiter);
+    if (!slot) return giveBack();
+    grants.push(slot);
+    const taken: Array<[Bucket, number]> = [];
+    for (const dim of TOKEN_DIMENSIONS) {
+      const bucket = this.tokenBuckets[dim];
+      if (!bucket || tokenWeights[dim] <= 0) continue;
+      if (!bucket.takeNow(tokenWeights[dim])) {
+        for (const [b, w] of taken) b.refund(w);
+        return giveBack();
+      }
+      taken.push([bucket, tokenWeights[dim]]);
+    }
+    this.main.countDispatch(1);
+    return { grants, taken };
+  }
+
   private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number): Lease {
     const seq = ++this.seq;
     if (this.requestsMode === 'probing' && this.probeSeq === 0) this.probeSeq = seq;
     const dispatchedAt = new Map<Bucket, number>([[this.main, this.main.dispatched], ...taken.map(([b]) => [b, b.dispatched] as [Bucket, number])]);
+    const dispatchedTime = performance.now();
     this.inFlight++;
     let slotFreed = false;
     let settled = false;
@@ -236,10 +282,12 @@ export class TrafficLimiter {
       this.inFlight--;
       for (const grant of grants) grant.release();
     };
-    const lease: Lease & { dispatchedAt: Map<Bucket, number> } = {
+    const lease: LeaseState = {
       seq,
       waitedMs,
       dispatchedAt,
+      dispatchedTime,
+      weights: new Map<Bucket, number>([[this.main, 1], ...taken]),
       releaseSlot,
       settle: (actualOutput) => {
         releaseSlot();
@@ -261,7 +309,7 @@ export class TrafficLimiter {
     const config = this.deps.config();
     if (!config.limits.adaptive) return;
     const snapshot = adapter.rateLimits(response.headers);
-    if (snapshot) this.sync(lease as Lease & { dispatchedAt: Map<Bucket, number> }, snapshot);
+    if (snapshot) this.sync(lease as LeaseState, snapshot);
     if (this.requestsMode === 'probing' && !snapshot?.requests && response.status !== 429) {
       // The provider sends no request limit (maybe token limits only): no request rate to follow.
       this.requestsMode = 'unlimited';
@@ -281,7 +329,7 @@ export class TrafficLimiter {
     }
   }
 
-  private sync(lease: Lease & { dispatchedAt: Map<Bucket, number> }, snapshot: RateLimitSnapshot): void {
+  private sync(lease: LeaseState, snapshot: RateLimitSnapshot): void {
     const dims: Dimension[] = ['requests', ...TOKEN_DIMENSIONS];
     for (const dim of dims) {
       const window = snapshot[dim];
@@ -306,10 +354,14 @@ export class TrafficLimiter {
       }
       if (!bucket || lease.seq <= bucket.syncedSeq || this.pausedUntil > Date.now()) continue;
       bucket.syncedSeq = lease.seq;
-      const since = bucket.dispatched - (lease.dispatchedAt.get(bucket) ?? bucket.dispatched);
-      const left = window.remaining - since;
+      // Not yet in the provider's count: what went out after this call.
+      const after = bucket.dispatched - (lease.dispatchedAt.get(bucket) ?? bucket.dispatched);
+      const left = window.remaining - after;
+      // Calls that left just before this one may reach the provider after it (network jitter):
+      // its count then misses them, so it may lower our estimate but not raise it.
+      const justBefore = bucket.dispatchedSince(lease.dispatchedTime - REORDER_WINDOW_MS) - (lease.weights.get(bucket) ?? 0) - after;
       if (configured) bucket.lowerTo(left);
-      else bucket.setRemaining(left);
+      else bucket.syncRemaining(left, justBefore <= 0);
     }
   }
 

@@ -33,10 +33,11 @@ export interface BreakerDeps {
 export class CircuitBreakerStage implements Stage {
   readonly name = 'breaker';
   private breakers = new Map<string, Entry>();
-  private settings: string;
+  /** The breaker settings the breakers were made with (a new object after updateConfig). */
+  private settings: ResolvedConfig['breaker'];
 
   constructor(private readonly deps: BreakerDeps) {
-    this.settings = JSON.stringify(deps.config().breaker);
+    this.settings = deps.config().breaker;
   }
 
   private keyOf(ctx: CallContext, config: ResolvedConfig): string {
@@ -44,11 +45,11 @@ export class CircuitBreakerStage implements Stage {
   }
 
   private entry(key: string, config: ResolvedConfig): Entry {
-    const settings = JSON.stringify(config.breaker);
-    if (settings !== this.settings) {
+    if (config.breaker !== this.settings) {
+      const changed = JSON.stringify(config.breaker) !== JSON.stringify(this.settings);
+      this.settings = config.breaker;
       // Live config change: new breakers with the new thresholds (state starts closed).
-      this.settings = settings;
-      this.shutdownAll();
+      if (changed) this.shutdownAll();
     }
     let entry = this.breakers.get(key);
     if (entry) return entry;

@@ -76,21 +76,33 @@ export class RetryStage implements Stage {
     const retry = this.deps.config().retry;
     const retries = isReplayable(ctx.init.body) ? retry.retries : 0;
     const started = performance.now();
+    const attempt = async (): Promise<Response> => {
+      let response: Response;
+      try {
+        response = await next(ctx);
+      } catch (error) {
+        throw new AttemptFailed(error);
+      }
+      if (response.ok) return response;
+      const read = await readErrorResponse(response);
+      // Classified on the provider's own headers (the rebuilt ones forbid SDK retries).
+      const classification = ctx.adapter.classifyError(response.status, response.headers, read.text);
+      if (!classification.retryable) return read.response;
+      throw new RetryableResponse(read.response, classification, ctx.adapter.retryAfterMs(response.headers));
+    };
+    // The first attempt runs on its own; p-retry takes over only when it failed in a retryable
+    // way (it then sees that failure as its own first attempt), sparing the common path its cost.
+    let first: unknown;
+    try {
+      return await attempt();
+    } catch (error) {
+      first = error;
+    }
     try {
       return await pRetry(
-        async () => {
-          let response: Response;
-          try {
-            response = await next(ctx);
-          } catch (error) {
-            throw new AttemptFailed(error);
-          }
-          if (response.ok) return response;
-          const read = await readErrorResponse(response);
-          // Classified on the provider's own headers (the rebuilt ones forbid SDK retries).
-          const classification = ctx.adapter.classifyError(response.status, response.headers, read.text);
-          if (!classification.retryable) return read.response;
-          throw new RetryableResponse(read.response, classification, ctx.adapter.retryAfterMs(response.headers));
+        (n) => {
+          if (n === 1) throw first;
+          return attempt();
         },
         {
           retries,

@@ -1,0 +1,111 @@
+/**
+ * Overhead: (1) the median latency the guard adds to one call over the raw SDK, against the same
+ * local fake provider, raw and guarded calls interleaved; (2) calls per second through the
+ * pipeline alone, with an in-memory fetch and no limits, beside the raw SDK on the same fetch.
+ */
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
+import { createGuardedClient } from '../lib';
+import { startFakeProvider } from '../lib/testing';
+import { fmt, median, percentile, table } from './support';
+
+const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
+
+export interface OverheadResult {
+  provider: string;
+  rawMedianUs: number;
+  guardedMedianUs: number;
+  addedMedianUs: number;
+  addedP90Us: number;
+}
+
+async function latency(kind: 'openai' | 'anthropic', calls: number): Promise<OverheadResult> {
+  const fake = await startFakeProvider({ outputTokens: 16 });
+  const make = () =>
+    kind === 'openai' ? new OpenAI({ apiKey: 'sk-bench', baseURL: fake.openaiBaseURL, maxRetries: 0 }) : new Anthropic({ apiKey: 'sk-bench', baseURL: fake.anthropicBaseURL, maxRetries: 0 });
+  const raw = make();
+  const guarded = createGuardedClient(make(), { limits: { maxConcurrent: 100 } });
+  const call = (c: OpenAI | Anthropic) =>
+    c instanceof OpenAI ?
+      c.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 })
+    : (c as Anthropic).messages.create({ model: 'claude-haiku-4-5', messages, max_tokens: 16 });
+  const rawTimes: number[] = [];
+  const guardedTimes: number[] = [];
+  for (let i = 0; i < calls + 200; i++) {
+    // Alternate which goes first, so that neither always meets a warmer cache.
+    for (const [client, times] of i % 2 ? ([[raw, rawTimes], [guarded, guardedTimes]] as const) : ([[guarded, guardedTimes], [raw, rawTimes]] as const)) {
+      const t = performance.now();
+      await call(client);
+      if (i >= 200) times.push((performance.now() - t) * 1000);
+    }
+  }
+  await guarded.guard.close();
+  await fake.close();
+  const diffs = rawTimes.map((r, i) => guardedTimes[i]! - r);
+  return {
+    provider: kind,
+    rawMedianUs: median(rawTimes),
+    guardedMedianUs: median(guardedTimes),
+    addedMedianUs: median(guardedTimes) - median(rawTimes),
+    addedP90Us: percentile(diffs, 90),
+  };
+}
+
+/** An in-memory fetch answering every chat completion at once: what is left is the client's own work. */
+function memoryFetch(): typeof fetch {
+  const body = JSON.stringify({
+    id: 'chatcmpl-1',
+    object: 'chat.completion',
+    created: 1,
+    model: 'gpt-4o-mini',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'Hi!', refusal: null }, logprobs: null, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15 },
+  });
+  return async () => new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+}
+
+async function throughput(guardedClient: boolean, calls: number, inFlight: number): Promise<number> {
+  const base = new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: memoryFetch() });
+  const client = guardedClient ? createGuardedClient(base, { limits: { maxConcurrent: inFlight, adaptive: false } }) : base;
+  let next = 0;
+  const worker = async () => {
+    while (next < calls) {
+      next++;
+      await client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 });
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker)); // warm-up round
+  next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const perSecond = calls / ((performance.now() - started) / 1000);
+  if (guardedClient) await (client as ReturnType<typeof createGuardedClient<OpenAI>>).guard.close();
+  return perSecond;
+}
+
+export async function runOverhead(log: (line: string) => void = console.log): Promise<{ markdown: string; latency: OverheadResult[]; guardedPerSecond: number; rawPerSecond: number }> {
+  const results: OverheadResult[] = [];
+  for (const kind of ['openai', 'anthropic'] as const) {
+    const r = await latency(kind, 2000);
+    results.push(r);
+    log(`  latency ${kind}: raw ${fmt(r.rawMedianUs, 0)} µs, guarded ${fmt(r.guardedMedianUs, 0)} µs, added ${fmt(r.addedMedianUs, 0)} µs (p90 of paired differences ${fmt(r.addedP90Us, 0)} µs)`);
+  }
+  const rawPerSecond = await throughput(false, 20_000, 64);
+  const guardedPerSecond = await throughput(true, 20_000, 64);
+  log(`  throughput with an in-memory fetch: raw SDK ${fmt(rawPerSecond, 0)} calls/s, guarded ${fmt(guardedPerSecond, 0)} calls/s`);
+  const markdown = [
+    table(
+      ['SDK', 'raw SDK, median', 'guarded, median', 'added by the guard (median)', 'added, p90 of paired calls'],
+      results.map((r) => [r.provider, `${fmt(r.rawMedianUs, 0)} µs`, `${fmt(r.guardedMedianUs, 0)} µs`, `**${fmt(r.addedMedianUs, 0)} µs**`, `${fmt(r.addedP90Us, 0)} µs`]),
+    ),
+    '',
+    table(
+      ['in-memory fetch, 64 in flight, no limits', 'calls/s', 'vs raw'],
+      [
+        ['raw SDK', fmt(rawPerSecond, 0), '1.00'],
+        ['guarded (pipeline + SDK)', `**${fmt(guardedPerSecond, 0)}**`, fmt(guardedPerSecond / rawPerSecond)],
+      ],
+    ),
+  ].join('\n');
+  return { markdown, latency: results, guardedPerSecond, rawPerSecond };
+}

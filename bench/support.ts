@@ -1,0 +1,40 @@
+import os from 'node:os';
+
+/** The machine line every result section starts with. */
+export function machine(): string {
+  const cpus = os.cpus();
+  return `${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}, Node ${process.version}`;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export const fmt = (n: number, digits = 2) => n.toFixed(digits);
+
+/** A markdown table from rows of cells. */
+export function table(header: string[], rows: Array<Array<string | number>>): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+/** Settles every promise, counting failures by error class name. */
+export async function settleAll(promises: Array<Promise<unknown>>): Promise<{ ok: number; failed: number; errors: Record<string, number> }> {
+  const results = await Promise.allSettled(promises);
+  const errors: Record<string, number> = {};
+  let failed = 0;
+  for (const r of results) {
+    if (r.status === 'rejected') {
+      failed++;
+      const name = (r.reason as Error)?.constructor?.name ?? 'Error';
+      errors[name] = (errors[name] ?? 0) + 1;
+    }
+  }
+  return { ok: results.length - failed, failed, errors };
+}

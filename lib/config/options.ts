@@ -15,10 +15,11 @@ export interface BudgetRule {
   warnAt?: number;
 }
 
+/** Fairness limits for one user, tenant, session or workflow. */
 export interface ScopeLimits {
   maxConcurrent?: number;
+  /** A bucket of this many, refilled over the minute: "10 per minute" lets 10 go at once. */
   requestsPerMinute?: number;
-  tokensPerMinute?: number;
 }
 
 /** Per-model price overrides in USD per million tokens. */

@@ -282,7 +282,6 @@ export function validatePrices(value: unknown, where = 'cost.prices'): ResolvedC
 const SCOPE_LIMIT_FIELDS: Record<string, SettingType> = {
   maxConcurrent: { kind: 'integer', min: 1, max: 100_000 },
   requestsPerMinute: { kind: 'number', min: 0, max: 1e12, exclusiveMin: true },
-  tokensPerMinute: { kind: 'number', min: 0, max: 1e12, exclusiveMin: true },
 };
 
 function validatePerScope(value: unknown): ResolvedConfig['limits']['perScope'] {
@@ -296,7 +295,7 @@ function validatePerScope(value: unknown): ResolvedConfig['limits']['perScope'] 
       throw new GuardConfigError(`limits.perScope.${scope}`, 'an unknown scope', 'one of user, tenant, session, workflow');
     }
     if (typeof limits !== 'object' || limits === null) {
-      throw new GuardConfigError(`limits.perScope.${scope}`, describeValue(limits), 'an object { maxConcurrent?, requestsPerMinute?, tokensPerMinute? }');
+      throw new GuardConfigError(`limits.perScope.${scope}`, describeValue(limits), 'an object { maxConcurrent?, requestsPerMinute? }');
     }
     for (const [key, v] of Object.entries(limits)) {
       const type = SCOPE_LIMIT_FIELDS[key];

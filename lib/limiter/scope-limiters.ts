@@ -1,8 +1,8 @@
 import Bottleneck from 'bottleneck';
-import { freeNow, localReservoir, makeFast, takeNow } from '../internal/bottleneck';
+import { freeNow, localReservoir, makeFast, setLocalSettings, takeNow } from '../internal/bottleneck';
 import type { ResolvedConfig } from '../config/options';
 import type { GuardScope, ScopeKey } from '../scope';
-import { SAFETY_MARGIN, refillSettings } from './bucket';
+import { SAFETY_MARGIN } from './bucket';
 
 /** A held slot in some limiter; `undo` gives it back as if the call never went. */
 export interface Grant {
@@ -61,20 +61,27 @@ export function holdSlot(limiter: Bottleneck, weight = 1): Promise<Grant> | Gran
   });
 }
 
-/**
- * Per-scope limits (`limits.perScope.user = { requestsPerMinute, maxConcurrent }`), one
- * Bottleneck.Group per scope kind, one limiter per key (user id, tenant id…). A per-scope rate
- * is a fairness limit: its bucket holds the whole minute, so "10 per minute" allows 10 at once.
- */
-/** One scope's limiter, with its refill rate when it has a rate limit. */
+/** One scope's limiter, with its refill rate and bucket size when it has a rate limit. */
 export interface ScopeLimiter {
   key: string;
   limiter: Bottleneck;
   perMs: number | undefined;
+  capacity: number;
+  /** Drops the key's limiter if it holds nothing a fresh one would not (called after a release). */
+  dropIfIdle(): void;
 }
 
+/**
+ * Per-scope limits (`limits.perScope.user = { requestsPerMinute, maxConcurrent }`), one
+ * Bottleneck.Group per scope kind, one limiter per key (user id, tenant id…), dropped when idle.
+ * A per-scope rate is a fairness limit: its bucket holds the whole minute, so "10 per minute"
+ * allows 10 at once. Its reservoir is refilled when the key is used (and by a one-shot timer only
+ * while a call waits on it), never by a heartbeat: 100,000 keys cost no timers at all.
+ */
 export class ScopeLimiters {
-  private groups = new Map<ScopeKey, { group: Bottleneck.Group; perMs: number | undefined }>();
+  private groups = new Map<ScopeKey, { group: Bottleneck.Group; perMs: number | undefined; capacity: number }>();
+  private readonly refilledAt = new WeakMap<Bottleneck, number>();
+  private readonly wakeups = new WeakMap<Bottleneck, ReturnType<typeof setTimeout>>();
 
   constructor(perScope: ResolvedConfig['limits']['perScope']) {
     this.configure(perScope);
@@ -86,17 +93,22 @@ export class ScopeLimiters {
     for (const [scope, limits] of Object.entries(perScope) as Array<[ScopeKey, NonNullable<(typeof perScope)['user']>]>) {
       if (!limits || (limits.maxConcurrent === undefined && limits.requestsPerMinute === undefined)) continue;
       const rate = limits.requestsPerMinute === undefined ? undefined : limits.requestsPerMinute * SAFETY_MARGIN;
+      const capacity = rate === undefined ? 0 : Math.max(1, Math.floor(rate));
       const options: Bottleneck.ConstructorOptions & { timeout: number } = {
         maxConcurrent: limits.maxConcurrent ?? null,
-        ...(rate ? refillSettings({ perMinute: rate, capacity: Math.max(1, Math.floor(rate)) }, Math.max(1, Math.floor(rate))) : {}),
-        timeout: SCOPE_IDLE_MS,
+        reservoir: rate === undefined ? null : capacity,
+        // Idle this long, a key's bucket is full again: dropping it forgets nothing.
+        timeout: rate === undefined ? SCOPE_IDLE_MS : Math.ceil(capacity / (rate / 60_000)) + 5000,
       };
       const group = new Bottleneck.Group(options);
-      group.on('created', (limiter: Bottleneck) => makeFast(limiter));
-      this.groups.set(scope, { group, perMs: rate === undefined ? undefined : rate / 60_000 });
+      group.on('created', (limiter: Bottleneck) => {
+        makeFast(limiter);
+        this.refilledAt.set(limiter, Date.now());
+      });
+      this.groups.set(scope, { group, perMs: rate === undefined ? undefined : rate / 60_000, capacity });
     }
     // Calls holding slots of replaced groups finish there; the old groups are dropped after.
-    for (const { group } of old.values()) void group.disconnect(false);
+    for (const { group } of old.values()) clearInterval((group as unknown as { interval?: ReturnType<typeof setInterval> }).interval);
   }
 
   get active(): boolean {
@@ -106,11 +118,51 @@ export class ScopeLimiters {
   /** The limiters that apply to `scope`, outermost first. */
   limitersFor(scope: Readonly<GuardScope>): ScopeLimiter[] {
     const out: ScopeLimiter[] = [];
-    for (const [kind, { group, perMs }] of this.groups) {
+    for (const [kind, { group, perMs, capacity }] of this.groups) {
       const key = scope[kind];
-      if (key !== undefined) out.push({ key: `${kind}:${key}`, limiter: group.key(key), perMs });
+      if (key === undefined) continue;
+      const limiter = group.key(key);
+      const scoped: ScopeLimiter = {
+        key: `${kind}:${key}`,
+        limiter,
+        perMs,
+        capacity,
+        dropIfIdle: () => {
+          if (limiter.queued() > 0 || (limiter as unknown as { _store: { _running: number } })._store._running > 0) return;
+          const reservoir = localReservoir(limiter);
+          if (reservoir !== null && reservoir < capacity) return;
+          void group.deleteKey(key);
+        },
+      };
+      this.refill(scoped);
+      out.push(scoped);
     }
     return out;
+  }
+
+  /** Adds what the scope's bucket earned since it was last refilled. */
+  private refill({ limiter, perMs, capacity }: ScopeLimiter): void {
+    if (perMs === undefined) return;
+    const now = Date.now();
+    const last = this.refilledAt.get(limiter) ?? now;
+    this.refilledAt.set(limiter, now);
+    const reservoir = localReservoir(limiter);
+    if (reservoir === null || reservoir >= capacity) return;
+    setLocalSettings(limiter, { reservoir: Math.min(capacity, reservoir + (now - last) * perMs) });
+  }
+
+  /** A call now waits on this scope: refill it when the next unit is due, until nothing waits. */
+  wake(scoped: ScopeLimiter): void {
+    const { limiter, perMs } = scoped;
+    if (perMs === undefined || this.wakeups.has(limiter)) return;
+    const reservoir = localReservoir(limiter) ?? 0;
+    const timer = setTimeout(() => {
+      this.wakeups.delete(limiter);
+      this.refill(scoped);
+      if (limiter.queued() > 0) this.wake(scoped);
+    }, Math.max(1, Math.ceil((1 - reservoir) / perMs)));
+    timer.unref(); // the waiting call keeps the process alive, not this timer
+    this.wakeups.set(limiter, timer);
   }
 
   /** How long a new call would wait for this scope's rate (0 = at once). */
@@ -129,7 +181,11 @@ export class ScopeLimiters {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.groups.values()].map(({ group }) => group.disconnect(false)));
+    for (const { group } of this.groups.values()) {
+      // Group.disconnect() leaves its cleanup interval running, which holds every key's limiter.
+      clearInterval((group as unknown as { interval?: ReturnType<typeof setInterval> }).interval);
+      await Promise.all(group.keys().map((key) => group.deleteKey(key)));
+    }
     this.groups.clear();
   }
 }

@@ -167,14 +167,16 @@ export class TrafficLimiter {
 
     const started = performance.now();
     const immediate = this.tryNow(scopeLimiters, tokenWeights);
-    if (immediate) return this.lease(immediate.grants, immediate.taken, weights, 0);
+    if (immediate) return this.lease(immediate.grants, immediate.taken, weights, 0, scopeLimiters);
 
     const grants: Grant[] = [];
     const taken: Array<[Bucket, number]> = [];
     let abandoned = false;
     const steps = async (): Promise<void> => {
-      for (const { limiter } of scopeLimiters) {
-        const grant = await holdSlot(limiter);
+      for (const scoped of scopeLimiters) {
+        const held = holdSlot(scoped.limiter);
+        if (held instanceof Promise) this.scopes.wake(scoped);
+        const grant = await held;
         if (abandoned) return grant.undo();
         grants.push(grant);
       }
@@ -232,7 +234,7 @@ export class TrafficLimiter {
     if (waitedMs >= 5 && this.deps.emitter.has('rate-limited')) {
       this.deps.emitter.emit('rate-limited', { source: 'local', provider: this.deps.provider, model, waitMs: waitedMs });
     }
-    return this.lease(grants, taken, weights, waitedMs);
+    return this.lease(grants, taken, weights, waitedMs, scopeLimiters);
   }
 
   /**
@@ -268,7 +270,7 @@ export class TrafficLimiter {
     return { grants, taken };
   }
 
-  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number): Lease {
+  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: ScopeLimiter[]): Lease {
     const seq = ++this.seq;
     if (this.requestsMode === 'probing' && this.probeSeq === 0) this.probeSeq = seq;
     const dispatchedAt = new Map<Bucket, number>([[this.main, this.main.dispatched], ...taken.map(([b]) => [b, b.dispatched] as [Bucket, number])]);
@@ -281,6 +283,7 @@ export class TrafficLimiter {
       slotFreed = true;
       this.inFlight--;
       for (const grant of grants) grant.release();
+      for (const scoped of scopes) scoped.dropIfIdle();
     };
     const lease: LeaseState = {
       seq,

@@ -1,0 +1,65 @@
+/**
+ * Per-scope limits with 100,000 users: heap held per live key, timers created (none should be),
+ * and that idle keys are dropped, so that memory stays bounded.
+ */
+import OpenAI from 'openai';
+import { createGuardedClient, type ScopeLimits } from '../lib';
+import { fmt, table } from './support';
+
+const messages = [{ role: 'user' as const, content: 'hi' }];
+const body = JSON.stringify({
+  id: 'c',
+  object: 'chat.completion',
+  created: 1,
+  model: 'gpt-4o-mini',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'ok', refusal: null }, logprobs: null, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
+});
+
+function heapMiB(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+}
+
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+async function scenario(name: string, user: ScopeLimits, keys: number, waitIdleMs: number, log: (line: string) => void): Promise<Array<string | number>> {
+  const fetchImpl = async () => new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+  const client = createGuardedClient(new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: fetchImpl }), {
+    limits: { maxConcurrent: 256, adaptive: false, perScope: { user } },
+  });
+  const before = heapMiB();
+  const timersBefore = timers();
+  const started = performance.now();
+  for (let base = 0; base < keys; base += 1000) {
+    await Promise.all(Array.from({ length: 1000 }, (_, i) => client.guard.withScope({ user: `user-${base + i}` }).chat.completions.create({ model: 'gpt-4o-mini', messages })));
+  }
+  const elapsed = performance.now() - started;
+  const live = client.guard.status().limiter.scopes?.user ?? 0;
+  const after = heapMiB();
+  const timersAdded = timers() - timersBefore;
+  let idleLive: number | string = '—';
+  let idleHeap = '—';
+  if (waitIdleMs > 0) {
+    await new Promise((r) => setTimeout(r, waitIdleMs));
+    idleLive = client.guard.status().limiter.scopes?.user ?? 0;
+    idleHeap = `${fmt(heapMiB() - before, 1)} MiB`;
+  }
+  await client.guard.close();
+  const perKey = live ? `${fmt(((after - before) * 1024) / live, 2)} KiB` : '—';
+  log(`  ${name}: ${live} live keys after ${keys} users, +${fmt(after - before, 1)} MiB, ${timersAdded} timers added; after ${waitIdleMs / 1000} s idle: ${idleLive} keys, ${idleHeap}`);
+  return [name, keys.toLocaleString('en'), fmt(keys / (elapsed / 1000), 0), live.toLocaleString('en'), `${fmt(after - before, 1)} MiB`, perKey, timersAdded, String(idleLive), idleHeap];
+}
+
+export async function runScopeMemory(log: (line: string) => void = console.log): Promise<{ markdown: string }> {
+  const rows = [
+    await scenario('maxConcurrent 2 per user', { maxConcurrent: 2 }, 100_000, 0, log),
+    await scenario('60 requests/min + maxConcurrent 2 per user', { requestsPerMinute: 60, maxConcurrent: 2 }, 100_000, 100_000, log),
+  ];
+  return {
+    markdown: table(
+      ['per-user limit', 'users (one call each)', 'calls/s', 'live keys after', 'heap added', 'per live key', 'timers added', 'live keys 100 s later', 'heap 100 s later'],
+      rows,
+    ),
+  };
+}

@@ -9,6 +9,7 @@ import { currentScope } from './scope';
 import { createAttempt } from './attempt';
 import { estimateInputTokens } from './money/estimate';
 import { PriceBook, readPricesFile } from './money/prices';
+import { MemoryLedger, type Ledger } from './money/ledger';
 import { CostGuardStage } from './stages/cost-guard';
 import { RetryStage } from './stages/retry';
 import { CircuitBreakerStage } from './stages/circuit-breaker';
@@ -79,6 +80,7 @@ export class Guard {
   private readonly pipeline: Next;
   prices: PriceBook;
   readonly limiter: TrafficLimiter;
+  readonly ledger: Ledger;
   private readonly breaker: CircuitBreakerStage;
   private callSeq = 0;
   private closed = false;
@@ -97,6 +99,7 @@ export class Guard {
       this.logger.error({ event, error: error instanceof Error ? error.message : String(error) }, 'a guard event listener threw; the call went on'),
     );
     this.prices = this.makePriceBook(config);
+    this.ledger = new MemoryLedger();
     this.limiter = new TrafficLimiter({ config: () => this.config, emitter: this.emitter, provider: adapter.name });
     const unknown = unknownEnvVars(env, adapter.name);
     if (unknown.length) this.logger.warn({ vars: unknown }, 'ignoring LLM_GUARD_* env vars that name no setting');
@@ -106,6 +109,7 @@ export class Guard {
       new CostGuardStage({
         config: () => this.config,
         prices: () => this.prices,
+        ledger: () => this.ledger,
         emitter: this.emitter,
         logger: () => this.logger,
         charge: (usd) => {
@@ -165,7 +169,7 @@ export class Guard {
         ...ctx.eventBase(),
         status: response.status,
         usage,
-        costUsd: undefined,
+        costUsd: ctx.costUsd,
         attempts: ctx.attempt,
         queuedMs: ctx.queuedMs,
         durationMs: performance.now() - ctx.startedAt,
@@ -213,9 +217,32 @@ export class Guard {
       sources: { ...this.sources },
       limiter: this.limiter.status(),
       breaker: this.breaker.status(this.config),
-      budgets: [],
+      budgets: this.budgetStatus(),
       totals: { ...this.totals },
     };
+  }
+
+  /** Budget states for status(): the global budget, then the scope keys with most spent. */
+  private budgetStatus(): GuardStatus['budgets'] {
+    const states = this.ledger.states(undefined, 100);
+    if (states instanceof Promise) return [];
+    const out: GuardStatus['budgets'] = [];
+    for (const rule of this.config.cost.budgets) {
+      const matching = rule.scope === 'global' ? [states.find((s) => s.key === 'global') ?? { key: 'global', spentUsd: 0, reservedUsd: 0, nextReleaseAt: undefined }] : states.filter((s) => s.key.startsWith(`${rule.scope}:`));
+      for (const state of matching) {
+        out.push({
+          scope: rule.scope,
+          key: state.key,
+          limitUsd: rule.limitUsd,
+          spentUsd: state.spentUsd,
+          reservedUsd: state.reservedUsd,
+          window: rule.windowText,
+          enforcement: rule.enforcement,
+          ...(state.nextReleaseAt !== undefined ? { nextReleaseAt: new Date(state.nextReleaseAt).toISOString() } : {}),
+        });
+      }
+    }
+    return out;
   }
 
   async close(): Promise<void> {

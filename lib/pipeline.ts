@@ -11,6 +11,8 @@ export class CallContext {
   queuedMs = 0;
   /** The tap on the last attempt's successful response: its usage and end. */
   tap: ResponseTap | undefined;
+  /** What the call cost, once charged. */
+  costUsd: number | undefined;
   /** Input tokens the guard counts for this call: an estimate, or exact when counted. */
   inputTokens: number;
   readonly startedAt = performance.now();

@@ -35,6 +35,7 @@ export class ResponseTap {
   private streamController: ReadableStreamDefaultController<Uint8Array> | undefined;
   private upstream: ReadableStreamDefaultReader<Uint8Array> | undefined;
   private jsonUsage: Usage | undefined;
+  private finalCheck: ((end: TapEnd, value?: unknown) => unknown) | undefined;
 
   constructor(raw: Response, private readonly options: TapOptions) {
     this.response = options.streamReader && raw.body ? this.tapStream(raw, options.streamReader) : this.tapJson(raw);
@@ -53,6 +54,14 @@ export class ResponseTap {
   /** Called on every change of a stream's running usage. */
   onProgress(listener: (usage: Usage) => void): void {
     this.progressListeners.push(listener);
+  }
+
+  /**
+   * Runs once the body is complete and its usage known, after the end listeners: an error it
+   * returns is what the reader gets instead of the last piece (the JSON value, the stream's close).
+   */
+  setFinalCheck(check: (end: TapEnd, value?: unknown) => unknown): void {
+    this.finalCheck = check;
   }
 
   /** Called once when the body ended, failed or was cancelled; at once if that already happened. */
@@ -116,8 +125,11 @@ export class ResponseTap {
           if (this.ended) return;
           if (chunk.done) {
             parser.feed(decoder.decode());
-            controller.close();
-            this.finish({ usage: this.streamUsage() ?? this.fallbackUsage() });
+            const end: TapEnd = { usage: this.streamUsage() ?? this.fallbackUsage() };
+            this.finish(end);
+            const error = this.finalCheck?.(end);
+            if (error) controller.error(error);
+            else controller.close();
             return;
           }
           // Hand the bytes on first: what the provider sent and billed is never withheld.
@@ -149,7 +161,10 @@ export class ResponseTap {
     const text = raw.text.bind(raw);
     const record = (value: unknown) => {
       this.jsonUsage = this.options.usageFromJson(value);
-      this.finish({ usage: this.jsonUsage });
+      const end: TapEnd = { usage: this.jsonUsage };
+      this.finish(end);
+      const error = this.finalCheck?.(end, value);
+      if (error) throw error;
     };
     const fail = (error: unknown) => {
       this.finish({ usage: undefined, error });

@@ -1,14 +1,17 @@
 import type { CallContext, Next, Stage } from '../pipeline';
-import type { ResolvedConfig } from '../config/options';
+import type { ResolvedBudgetRule, ResolvedConfig } from '../config/options';
 import type { GuardEmitter } from '../events';
 import type { Logger } from '../logger';
 import type { Usage } from '../providers/adapter';
-import { BudgetExceededError, UnpricedModelError } from '../errors';
+import { BudgetExceededError, UnpricedModelError, type BudgetExceededDetails, type BudgetStage } from '../errors';
 import type { PriceBook } from '../money/prices';
+import type { BudgetLine, BudgetState, Ledger, MaybePromise, ReserveResult } from '../money/ledger';
+import type { TapEnd } from '../internal/response-tap';
 
 export interface CostGuardDeps {
   config: () => ResolvedConfig;
   prices: () => PriceBook;
+  ledger: () => Ledger;
   emitter: GuardEmitter;
   logger: () => Logger;
   /** Adds what a call cost to the guard's totals. */
@@ -16,14 +19,28 @@ export interface CostGuardDeps {
 }
 
 const usd = (n: number) => `$${n.toFixed(n < 0.01 ? 6 : 4)}`;
+const resolved = <T>(value: MaybePromise<T>): Promise<T> => (value instanceof Promise ? value : Promise.resolve(value));
+
+/** The budget key a rule charges for a scope, or undefined when the call has no such scope. */
+export function budgetKey(rule: ResolvedBudgetRule, scope: CallContext['scope']): string | undefined {
+  if (rule.scope === 'global') return 'global';
+  const id = scope[rule.scope];
+  return id === undefined ? undefined : `${rule.scope}:${id}`;
+}
 
 /**
- * Outermost stage: prices the worst case before anything is sent (refuse or clamp), and
- * charges the actual cost when the response body has been read.
+ * Outermost stage, the money promise: before anything is sent, the worst case (input estimate +
+ * max output) is checked against the per-call cap and reserved against every budget that applies
+ * (refused, or its max tokens clamped to fit); while a stream flows its running cost is watched
+ * and the stream cut when it would cross the cap or a budget; after, the actual cost is charged
+ * — always, and exactly once: settled on success, the partial usage on a cut, released when the
+ * provider billed nothing.
  */
 export class CostGuardStage implements Stage {
   readonly name = 'costGuard';
   private readonly warnedUnpriced = new Set<string>();
+  /** Budget keys above their warnAt fraction, so each crossing warns once. */
+  private readonly warned = new Set<string>();
 
   constructor(private readonly deps: CostGuardDeps) {}
 
@@ -31,6 +48,76 @@ export class CostGuardStage implements Stage {
     if (!ctx.request.billable) return next(ctx);
     const config = this.deps.config();
     const prices = this.deps.prices();
+    this.checkPriced(ctx, prices);
+
+    const { worst } = this.enforceCallCap(ctx, config, prices);
+    const lines = this.linesFor(ctx, config);
+    const ledger = this.deps.ledger();
+    const id = `c${ctx.callId}`;
+    let reserved = lines.length ? await this.reserve(ctx, config, prices, ledger, id, lines, worst) : 0;
+
+    let response: Response;
+    try {
+      response = await next(ctx);
+    } catch (error) {
+      if (lines.length) await resolved(ledger.release(id));
+      throw error;
+    }
+    const tap = ctx.tap;
+    if (!tap) {
+      // An error answer: the provider billed nothing.
+      if (lines.length) await resolved(ledger.release(id));
+      return response;
+    }
+
+    const cap = config.cost.maxCostPerCallUsd;
+    let cut: BudgetExceededError | undefined;
+    let overrun: BudgetExceededError | undefined;
+    if (ctx.request.stream) {
+      let extending = false;
+      tap.onProgress((usage) => {
+        const running = this.price(ctx, prices, usage);
+        if (running > cap) {
+          cut = this.exceeded(ctx, 'stream', { scope: 'call', key: 'call', limitUsd: cap, spentUsd: 0, estimatedUsd: worst, partial: usage, costUsd: running },
+            `Stopped mid-stream: this call has cost ${usd(running)} so far, over the per-call cap of ${usd(cap)} (cost.maxCostPerCallUsd). What was generated is charged.`);
+          tap.abort(cut);
+        } else if (lines.length && running > reserved && !extending) {
+          // More than estimated (e.g. the provider counted more input than we did): ask for room.
+          extending = true;
+          const extra = running - reserved + (worst - running > 0 ? 0 : running * 0.1);
+          void resolved(ledger.extend(id, extra)).then((result) => {
+            extending = false;
+            if (result.ok) {
+              reserved += extra;
+              return;
+            }
+            if (tap.done) return;
+            cut = this.refusal(ctx, 'stream', result, running, usage);
+            tap.abort(cut);
+          });
+        }
+      });
+    }
+    tap.onEnd((end) => {
+      const usage = end.usage ?? (end.error ? this.worstUsage(ctx) : undefined);
+      const cost = usage ? this.price(ctx, prices, usage) : 0;
+      if (lines.length) void resolved(ledger.settle(id, cost)).then((states) => this.warnings(ctx, config, lines, states));
+      if (usage) this.recordCost(ctx, usage, cost);
+      if (cut && this.deps.emitter.has('stream:aborted')) {
+        this.deps.emitter.emit('stream:aborted', { ...ctx.eventBase(), reason: cut.message, usage, costUsd: cost });
+      }
+      if (!cut && cost > cap && !end.error && !end.cancelled) overrun = this.postCallOverrun(ctx, config, cost, usage!);
+    });
+    tap.setFinalCheck((_end: TapEnd, value?: unknown) => {
+      if (!overrun) return undefined;
+      // The paid-for result travels with the error: nothing is thrown away.
+      if (value !== undefined) overrun.response = value;
+      return overrun;
+    });
+    return response;
+  }
+
+  private checkPriced(ctx: CallContext, prices: PriceBook): void {
     const model = ctx.request.model;
     const source = prices.source(model);
     if (source.kind === 'unpriced') {
@@ -39,60 +126,157 @@ export class CostGuardStage implements Stage {
     } else if (source.kind === 'conservative') {
       this.warnUnpricedOnce(model, `is not priced: it is charged as ${source.modelId}, the provider's dearest model`);
     }
+  }
 
-    this.enforceCallCap(ctx, config, prices);
+  /** The budgets a call is charged to: global, and each scope it carries a budget for. */
+  private linesFor(ctx: CallContext, config: ResolvedConfig): BudgetLine[] {
+    const lines: BudgetLine[] = [];
+    for (const rule of config.cost.budgets) {
+      const key = budgetKey(rule, ctx.scope);
+      if (key) lines.push({ key, limitUsd: rule.limitUsd, windowMs: rule.window, hard: rule.enforcement === 'hard' });
+    }
+    return lines;
+  }
 
-    const response = await next(ctx);
-    const tap = ctx.tap;
-    if (tap) tap.onEnd((end) => end.usage && this.settle(ctx, end.usage));
-    return response;
+  private maxOutput(ctx: CallContext, prices: PriceBook): number {
+    return ctx.request.endpoint === 'embeddings' ? 0 : (ctx.request.maxOutputTokens ?? prices.maxOutputTokens(ctx.request.model) ?? 0);
+  }
+
+  private worstUsage(ctx: CallContext): Usage {
+    return { inputTokens: ctx.inputTokens, outputTokens: this.maxOutput(ctx, this.deps.prices()), estimated: true };
+  }
+
+  /** How many output tokens fit in `room` dollars, given this call's input. */
+  private outputThatFits(ctx: CallContext, prices: PriceBook, room: number): number {
+    const maxOut = this.maxOutput(ctx, prices);
+    const inputOnly = this.price(ctx, prices, { inputTokens: ctx.inputTokens, outputTokens: 0 });
+    const full = this.price(ctx, prices, { inputTokens: ctx.inputTokens, outputTokens: Math.max(1, maxOut) });
+    const perToken = (full - inputOnly) / Math.max(1, maxOut);
+    return perToken > 0 ? Math.floor((room - inputOnly) / perToken) : 0;
+  }
+
+  /** Lowers the request's output cap on the wire, with an event saying so. */
+  private clampTo(ctx: CallContext, tokens: number, reason: string): void {
+    const { request } = ctx;
+    const body = ctx.adapter.withMaxOutputTokens(request, tokens);
+    ctx.init = { ...ctx.init, body: JSON.stringify(body) };
+    if (this.deps.emitter.has('adjusted')) {
+      this.deps.emitter.emit('adjusted', { ...ctx.eventBase(), field: request.maxOutputTokensField!, from: request.maxOutputTokens, to: tokens, reason });
+    }
+    request.body = body;
+    request.maxOutputTokens = tokens;
   }
 
   /** Refuses, or clamps max tokens, when the worst case of one call is over the per-call cap. */
-  private enforceCallCap(ctx: CallContext, config: ResolvedConfig, prices: PriceBook): void {
-    const { request } = ctx;
+  private enforceCallCap(ctx: CallContext, config: ResolvedConfig, prices: PriceBook): { worst: number } {
     const cap = config.cost.maxCostPerCallUsd;
-    const maxOut = request.maxOutputTokens ?? prices.maxOutputTokens(request.model) ?? 0;
-    const worst = this.price(ctx, prices, { inputTokens: ctx.inputTokens, outputTokens: maxOut });
-    if (worst <= cap) return;
-    const inputOnly = this.price(ctx, prices, { inputTokens: ctx.inputTokens, outputTokens: 0 });
-    const perOutputToken = maxOut > 0 ? (worst - inputOnly) / maxOut : 0;
-    const fits = perOutputToken > 0 ? Math.floor((cap - inputOnly) / perOutputToken) : 0;
-    if (config.cost.onOverBudget === 'clamp' && fits >= config.cost.minOutputTokens && request.maxOutputTokensField) {
-      const body = ctx.adapter.withMaxOutputTokens(request, fits);
-      ctx.init = { ...ctx.init, body: JSON.stringify(body) };
-      if (this.deps.emitter.has('adjusted')) {
-        this.deps.emitter.emit('adjusted', {
-          ...ctx.eventBase(),
-          field: request.maxOutputTokensField,
-          from: request.maxOutputTokens,
-          to: fits,
-          reason: `worst case ${usd(worst)} is over the per-call cap ${usd(cap)}`,
-        });
-      }
-      request.body = body;
-      request.maxOutputTokens = fits;
-      return;
+    const worst = this.price(ctx, prices, this.worstUsage(ctx));
+    if (worst <= cap) return { worst };
+    const fits = this.outputThatFits(ctx, prices, cap);
+    if (config.cost.onOverBudget === 'clamp' && fits >= config.cost.minOutputTokens && ctx.request.maxOutputTokensField) {
+      this.clampTo(ctx, fits, `worst case ${usd(worst)} is over the per-call cap ${usd(cap)}`);
+      return { worst: this.price(ctx, prices, this.worstUsage(ctx)) };
     }
-    const error = new BudgetExceededError(
-      `Refused before sending: the worst case of this call (${ctx.inputTokens} input + ${maxOut} output tokens of ${request.model} = ${usd(worst)}) ` +
+    const maxOut = this.maxOutput(ctx, prices);
+    throw this.exceeded(
+      ctx,
+      'pre-call',
+      { scope: 'call', key: 'call', limitUsd: cap, spentUsd: 0, estimatedUsd: worst },
+      `Refused before sending: the worst case of this call (${ctx.inputTokens} input + ${maxOut} output tokens of ${ctx.request.model} = ${usd(worst)}) ` +
         `is over the per-call cap of ${usd(cap)} (cost.maxCostPerCallUsd).` +
-        (config.cost.onOverBudget === 'clamp' ? ` Clamping would leave ${Math.max(0, fits)} output tokens, under cost.minOutputTokens = ${config.cost.minOutputTokens}.` : ' Lower max tokens, or set cost.onOverBudget = "clamp".'),
-      { stage: 'pre-call', scope: 'call', key: 'call', limitUsd: cap, spentUsd: 0, estimatedUsd: worst },
+        (config.cost.onOverBudget === 'clamp' ?
+          ` Clamping would leave ${Math.max(0, fits)} output tokens, under cost.minOutputTokens = ${config.cost.minOutputTokens}.`
+        : ' Lower max tokens, or set cost.onOverBudget = "clamp".'),
     );
-    if (this.deps.emitter.has('budget:exceeded')) {
-      this.deps.emitter.emit('budget:exceeded', { ...ctx.eventBase(), stage: 'pre-call', key: 'call', limitUsd: cap, spentUsd: 0, estimatedUsd: worst });
+  }
+
+  /** Reserves the worst case on every budget; clamps once to what is left, or refuses. Returns the reserved amount. */
+  private async reserve(ctx: CallContext, config: ResolvedConfig, prices: PriceBook, ledger: Ledger, id: string, lines: BudgetLine[], worst: number): Promise<number> {
+    let result = await resolved(ledger.reserve(id, lines, worst));
+    let amount = worst;
+    if (!result.ok && config.cost.onOverBudget === 'clamp' && ctx.request.maxOutputTokensField) {
+      const room = result.refusedBy.limitUsd - result.state.spentUsd - result.state.reservedUsd;
+      const fits = this.outputThatFits(ctx, prices, room);
+      if (fits >= config.cost.minOutputTokens) {
+        this.clampTo(ctx, Math.min(fits, this.maxOutput(ctx, prices)), `worst case ${usd(worst)} is over what is left of budget ${result.refusedBy.key} (${usd(room)})`);
+        amount = this.price(ctx, prices, this.worstUsage(ctx));
+        result = await resolved(ledger.reserve(id, lines, amount));
+      }
     }
-    throw error;
+    if (!result.ok) throw this.refusal(ctx, 'pre-call', result, worst);
+    this.warnings(ctx, config, lines, result.states);
+    return amount;
+  }
+
+  private refusal(ctx: CallContext, stage: BudgetStage, result: Extract<ReserveResult, { ok: false }>, estimated: number, partial?: Usage): BudgetExceededError {
+    const { refusedBy, state } = result;
+    const scope = refusedBy.key === 'global' ? 'global' : (refusedBy.key.slice(0, refusedBy.key.indexOf(':')) as BudgetExceededDetails['scope']);
+    const left = Math.max(0, refusedBy.limitUsd - state.spentUsd - state.reservedUsd);
+    const what = stage === 'pre-call' ? `Refused before sending: the worst case of this call (${usd(estimated)})` : `Stopped mid-stream: this call (${usd(estimated)} so far)`;
+    return this.exceeded(
+      ctx,
+      stage,
+      { scope, key: refusedBy.key, limitUsd: refusedBy.limitUsd, spentUsd: state.spentUsd, estimatedUsd: estimated, ...(partial ? { partial, costUsd: estimated } : {}) },
+      `${what} does not fit in budget ${refusedBy.key}: ${usd(refusedBy.limitUsd)} per ${windowText(refusedBy.windowMs)}, ${usd(state.spentUsd)} spent and ${usd(state.reservedUsd)} reserved, ${usd(left)} left.` +
+        (state.nextReleaseAt ? ` Room comes back from ${new Date(state.nextReleaseAt).toISOString()}.` : ''),
+      state.nextReleaseAt ? state.nextReleaseAt - Date.now() : undefined,
+    );
+  }
+
+  private exceeded(ctx: CallContext, stage: BudgetStage, details: Omit<BudgetExceededDetails, 'stage'>, message: string, retryAfterMs?: number): BudgetExceededError {
+    if (this.deps.emitter.has('budget:exceeded')) {
+      this.deps.emitter.emit('budget:exceeded', {
+        ...ctx.eventBase(),
+        stage,
+        key: details.key,
+        limitUsd: details.limitUsd,
+        spentUsd: details.spentUsd,
+        estimatedUsd: details.estimatedUsd,
+      });
+    }
+    return new BudgetExceededError(message, { ...details, stage }, retryAfterMs !== undefined ? { retryAfterMs } : {});
+  }
+
+  /** The actual cost was over the per-call cap (a surprise input count): warn, or throw with the response. */
+  private postCallOverrun(ctx: CallContext, config: ResolvedConfig, cost: number, usage: Usage): BudgetExceededError | undefined {
+    const cap = config.cost.maxCostPerCallUsd;
+    const error = this.exceeded(
+      ctx,
+      'post-call',
+      { scope: 'call', key: 'call', limitUsd: cap, spentUsd: cost, estimatedUsd: cost, costUsd: cost },
+      `This call cost ${usd(cost)}, over the per-call cap of ${usd(cap)} (cost.maxCostPerCallUsd): its usage was more than estimated. It was charged; the response is attached as \`response\`.`,
+    );
+    if (config.cost.postCallOverrun === 'throw') return error;
+    this.deps.logger().warn({ model: ctx.request.model, costUsd: cost, capUsd: cap, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens }, 'a call cost more than the per-call cap (cost.postCallOverrun = "warn")');
+    return undefined;
+  }
+
+  private warnings(ctx: CallContext, config: ResolvedConfig, lines: BudgetLine[], states: BudgetState[]): void {
+    for (const state of states) {
+      const line = lines.find((l) => l.key === state.key);
+      const rule = line && config.cost.budgets.find((r) => budgetKey(r, ctx.scope) === state.key);
+      if (!line || rule?.warnAt === undefined) continue;
+      const fraction = (state.spentUsd + state.reservedUsd) / line.limitUsd;
+      if (fraction < rule.warnAt) {
+        this.warned.delete(state.key);
+        continue;
+      }
+      if (this.warned.has(state.key)) continue;
+      if (this.warned.size > 10_000) this.warned.clear();
+      this.warned.add(state.key);
+      if (this.deps.emitter.has('budget:warning')) {
+        this.deps.emitter.emit('budget:warning', { key: state.key, scope: rule.scope, limitUsd: line.limitUsd, spentUsd: state.spentUsd, fraction });
+      }
+    }
   }
 
   private price(ctx: CallContext, prices: PriceBook, usage: Usage): number {
     return prices.cost(ctx.request.model, usage, { batch: ctx.request.batch });
   }
 
-  private settle(ctx: CallContext, usage: Usage): void {
-    const cost = this.price(ctx, this.deps.prices(), usage);
+  private recordCost(ctx: CallContext, usage: Usage, cost: number): void {
     this.deps.charge(cost);
+    ctx.costUsd = cost;
     if (this.deps.emitter.has('cost')) {
       this.deps.emitter.emit('cost', { ...ctx.eventBase(), usd: cost, usage, estimated: usage.estimated === true });
     }
@@ -104,4 +288,11 @@ export class CostGuardStage implements Stage {
     this.warnedUnpriced.add(key);
     this.deps.logger().warn({ model }, `model ${model ?? '(none)'} ${what}`);
   }
+}
+
+function windowText(ms: number): string {
+  if (ms === Infinity) return 'all time';
+  const units: Array<[number, string]> = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'min'], [1000, 's']];
+  for (const [size, unit] of units) if (ms % size === 0) return `${ms / size} ${unit}`;
+  return `${ms} ms`;
 }

@@ -76,6 +76,9 @@ export class CostGuardStage implements Stage {
     if (ctx.request.stream) {
       let extending = false;
       tap.onProgress((usage) => {
+        // The provider's final count means the generation is over: nothing left to stop (an
+        // overrun then is a post-call one, and what was generated is delivered).
+        if (usage.estimated !== true) return;
         const running = this.price(ctx, prices, usage);
         if (running > cap) {
           cut = this.exceeded(ctx, 'stream', { scope: 'call', key: 'call', limitUsd: cap, spentUsd: 0, estimatedUsd: worst, partial: usage, costUsd: running },

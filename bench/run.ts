@@ -8,12 +8,14 @@ import { join } from 'node:path';
 import { runGoodput } from './goodput';
 import { runOverhead } from './overhead';
 import { runScopeMemory } from './scope-memory';
+import { runBudgetOvershoot } from './budget-overshoot';
 import { machine } from './support';
 
 const parts: Record<string, { title: string; run: () => Promise<{ markdown: string }> }> = {
   goodput: { title: 'Goodput at the provider’s limit (Traffic control, 10a)', run: () => runGoodput() },
   overhead: { title: 'Overhead (Traffic control, 10b)', run: () => runOverhead() },
   'scope-memory': { title: 'Per-scope limits with 100,000 keys (Traffic control, 3)', run: () => runScopeMemory() },
+  'budget-overshoot': { title: 'Budget overshoot under 100 concurrent calls (Money, 10)', run: () => runBudgetOvershoot() },
 };
 
 async function main(): Promise<void> {

@@ -36,7 +36,7 @@ describe('MemoryLedger', () => {
   });
 
   test('nextReleaseAt says when room comes back', () => {
-    let now = 0;
+    const now = 0;
     const ledger = new MemoryLedger(() => now);
     ledger.reserve('a', [line('global', 1)], 0.5);
     ledger.settle('a', 0.5);

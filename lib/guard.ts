@@ -7,7 +7,8 @@ import { CallContext, compose, type Next, type Stage } from './pipeline';
 import type { ProviderAdapter } from './providers/adapter';
 import { currentScope } from './scope';
 import { createAttempt } from './attempt';
-import { estimateInputTokens } from './money/estimate';
+import { estimateInputTokens, openaiCounter } from './money/estimate';
+import { openaiAdapter } from './providers/openai';
 import { PriceBook, readPricesFile } from './money/prices';
 import { MemoryLedger, type Ledger } from './money/ledger';
 import { CostGuardStage } from './stages/cost-guard';
@@ -83,6 +84,11 @@ export class Guard {
   readonly ledger: Ledger;
   private readonly breaker: CircuitBreakerStage;
   private callSeq = 0;
+  /**
+   * Per model, how many input tokens the provider counts for each one the built-in estimate
+   * counted (a moving average, never below 1): the estimate learns the provider's tokenizer.
+   */
+  private readonly calibration = new Map<string, number>();
   private closed = false;
 
   constructor(
@@ -100,6 +106,8 @@ export class Guard {
     );
     this.prices = this.makePriceBook(config);
     this.ledger = new MemoryLedger();
+    // Load the optional exact tokenizer now (tens of ms), not in the middle of the first call.
+    if (adapter === openaiAdapter) openaiCounter(undefined);
     this.limiter = new TrafficLimiter({ config: () => this.config, emitter: this.emitter, provider: adapter.name });
     const unknown = unknownEnvVars(env, adapter.name);
     if (unknown.length) this.logger.warn({ vars: unknown }, 'ignoring LLM_GUARD_* env vars that name no setting');
@@ -147,8 +155,15 @@ export class Guard {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const requestInit: RequestInit = init ?? (input instanceof Request ? { method: input.method, headers: input.headers, body: input.body } : {});
     const request = this.adapter.parseRequest(url, requestInit.method ?? 'GET', requestInit.body);
-    const inputTokens = request.billable ? estimateInputTokens(request.endpoint, request.body) : 0;
+    const exact = this.adapter === openaiAdapter ? openaiCounter(request.model) : undefined;
+    const estimated = request.billable ? estimateInputTokens(request.endpoint, request.body, exact) : 0;
+    const factor = exact || !request.model ? 1 : (this.calibration.get(request.model) ?? 1);
+    const inputTokens = Math.ceil(estimated * factor);
     const ctx = new CallContext(++this.callSeq, this.adapter, request, currentScope(), requestInit.signal ?? undefined, url, requestInit, inputTokens);
+    if (factor !== 1 || (!exact && request.model)) {
+      const model = request.model!;
+      ctx.recount = () => (ctx.inputTokens = Math.max(ctx.inputTokens, Math.ceil(estimated * (this.calibration.get(model) ?? 1))));
+    }
     this.totals.calls++;
     if (this.emitter.has('request')) {
       this.emitter.emit('request', {
@@ -159,9 +174,21 @@ export class Guard {
       });
     }
     const response = await this.pipeline(ctx);
+    if (!exact && estimated > 0 && ctx.tap && request.model) this.calibrate(ctx.tap, request.model, estimated);
     if (this.emitter.has('response')) this.emitResponse(ctx, response);
     return response;
   };
+
+  private calibrate(tap: NonNullable<CallContext['tap']>, model: string, estimated: number): void {
+    tap.onEnd((end) => {
+      if (!end.usage || end.usage.estimated || end.usage.inputTokens <= 0) return;
+      const sample = Math.min(4, end.usage.inputTokens / estimated);
+      const current = this.calibration.get(model);
+      if (this.calibration.size > 1000 && current === undefined) this.calibration.clear();
+      // The first answer counts in full; later ones move the average.
+      this.calibration.set(model, Math.max(1, current === undefined ? sample : current + 0.3 * (sample - current)));
+    });
+  }
 
   private emitResponse(ctx: CallContext, response: Response): void {
     const emit = (usage: ReturnType<NonNullable<CallContext['tap']>['usage']>) =>

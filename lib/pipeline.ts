@@ -15,6 +15,8 @@ export class CallContext {
   costUsd: number | undefined;
   /** Input tokens the guard counts for this call: an estimate, or exact when counted. */
   inputTokens: number;
+  /** Re-reads the input count with what the guard has learned since (its estimate's calibration). */
+  recount: () => number = () => this.inputTokens;
   readonly startedAt = performance.now();
 
   constructor(

@@ -120,7 +120,8 @@ export class TrafficLimiter {
    * the queue is full, the call could never fit a token limit, or the wait would pass maxWaitMs;
    * gives up at maxWaitMs or when the caller aborts, and then nothing of it reaches the provider.
    */
-  async acquire(scope: Readonly<GuardScope>, weights: CallWeights, signal: AbortSignal | undefined, model: string | undefined): Promise<Lease> {
+  async acquire(scope: Readonly<GuardScope>, weighIn: () => CallWeights, signal: AbortSignal | undefined, model: string | undefined): Promise<Lease> {
+    let weights = weighIn();
     const config = this.deps.config();
     const { maxQueue, maxWaitMs } = config.limits;
     if (this.waiting >= maxQueue) {
@@ -134,6 +135,13 @@ export class TrafficLimiter {
       tokens: weights.input + weights.output,
       inputTokens: weights.input,
       outputTokens: weights.output,
+    };
+    // Weighed again when the call gets its slot: what was learned while it waited counts.
+    const reweigh = () => {
+      weights = weighIn();
+      tokenWeights.tokens = weights.input + weights.output;
+      tokenWeights.inputTokens = weights.input;
+      tokenWeights.outputTokens = weights.output;
     };
     for (const dim of TOKEN_DIMENSIONS) {
       const plan = this.tokenBuckets[dim]?.plan;
@@ -184,6 +192,7 @@ export class TrafficLimiter {
       if (abandoned) return slot.undo();
       grants.push(slot);
       this.main.countDispatch(1);
+      reweigh();
       for (const dim of TOKEN_DIMENSIONS) {
         const bucket = this.tokenBuckets[dim];
         if (!bucket || tokenWeights[dim] <= 0) continue;
@@ -236,6 +245,7 @@ export class TrafficLimiter {
     }
     return this.lease(grants, taken, weights, waitedMs, scopeLimiters);
   }
+
 
   /**
    * The uncontended case: every limit has room now and nothing waits, so the call goes without

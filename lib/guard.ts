@@ -9,6 +9,8 @@ import { currentScope } from './scope';
 import { createAttempt } from './attempt';
 import { estimateInputTokens, openaiCounter } from './money/estimate';
 import { openaiAdapter } from './providers/openai';
+import { anthropicAdapter } from './providers/anthropic';
+import { countAnthropicInputTokens } from './money/count-tokens';
 import { PriceBook, readPricesFile } from './money/prices';
 import { MemoryLedger, type Ledger } from './money/ledger';
 import { CostGuardStage } from './stages/cost-guard';
@@ -156,11 +158,13 @@ export class Guard {
     const requestInit: RequestInit = init ?? (input instanceof Request ? { method: input.method, headers: input.headers, body: input.body } : {});
     const request = this.adapter.parseRequest(url, requestInit.method ?? 'GET', requestInit.body);
     const exact = this.adapter === openaiAdapter ? openaiCounter(request.model) : undefined;
-    const estimated = request.billable ? estimateInputTokens(request.endpoint, request.body, exact) : 0;
-    const factor = exact || !request.model ? 1 : (this.calibration.get(request.model) ?? 1);
+    let estimated = request.billable ? estimateInputTokens(request.endpoint, request.body, exact) : 0;
+    const counted = this.config.cost.exactInputTokens && this.adapter === anthropicAdapter && request.endpoint === 'messages' && request.body ? await this.countExactly(url, requestInit, request.body) : undefined;
+    if (counted !== undefined) estimated = counted;
+    const factor = exact || counted !== undefined || !request.model ? 1 : (this.calibration.get(request.model) ?? 1);
     const inputTokens = Math.ceil(estimated * factor);
     const ctx = new CallContext(++this.callSeq, this.adapter, request, currentScope(), requestInit.signal ?? undefined, url, requestInit, inputTokens);
-    if (factor !== 1 || (!exact && request.model)) {
+    if (!exact && counted === undefined && request.model) {
       const model = request.model!;
       ctx.recount = () => (ctx.inputTokens = Math.max(ctx.inputTokens, Math.ceil(estimated * (this.calibration.get(model) ?? 1))));
     }
@@ -178,6 +182,23 @@ export class Guard {
     if (this.emitter.has('response')) this.emitResponse(ctx, response);
     return response;
   };
+
+  private countWarned = false;
+
+  /** Anthropic's own count for cost.exactInputTokens; on failure the estimate stands (warned once). */
+  private async countExactly(url: string, init: RequestInit, body: Record<string, unknown>): Promise<number | undefined> {
+    try {
+      const counted = await countAnthropicInputTokens(this.realFetch, url, init, body);
+      if (counted !== undefined) return counted;
+    } catch (error) {
+      if (init.signal?.aborted) throw error;
+    }
+    if (!this.countWarned) {
+      this.countWarned = true;
+      this.logger.warn({}, 'cost.exactInputTokens: the provider did not count the input; the estimate is used instead');
+    }
+    return undefined;
+  }
 
   private calibrate(tap: NonNullable<CallContext['tap']>, model: string, estimated: number): void {
     tap.onEnd((end) => {

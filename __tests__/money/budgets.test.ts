@@ -212,3 +212,25 @@ describe('cost events', () => {
     expect(responses[0]!.costUsd).toBeCloseTo(costs[0]!.usd, 12);
   });
 });
+
+describe('exact input counts (cost.exactInputTokens)', () => {
+  test("Anthropic's countTokens is asked first: a call whose real input is over the cap is refused before it is sent", async () => {
+    fake().configure({ extraInputTokens: 200_000 }); // what an image would add
+    const client = createGuardedClient(anthropicFor(fake()), { cost: { maxCostPerCallUsd: 0.1, exactInputTokens: true } });
+    const error = await client.messages.create({ model: CLAUDE, max_tokens: 100, messages: hello }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BudgetExceededError);
+    expect(error).toMatchObject({ stage: 'pre-call' });
+    expect(fake().records.map((r) => r.endpoint)).toEqual(['count_tokens']);
+    // The count carried the caller's credentials and nothing but the counted fields.
+    expect(fake().records[0]!.apiKey).toBe(anthropicFor(fake()).apiKey);
+  });
+
+  test('the exact count feeds the limiter and budget; the call itself is unchanged', async () => {
+    const client = createGuardedClient(anthropicFor(fake()), { cost: { exactInputTokens: true } });
+    const seen: Array<GuardEventMap['request']> = [];
+    client.guard.on('request', (e) => seen.push(e));
+    await client.messages.create({ model: CLAUDE, max_tokens: 10, messages: hello });
+    expect(fake().records.map((r) => r.endpoint)).toEqual(['count_tokens', 'messages']);
+    expect(seen[0]!.inputTokensEstimate).toBe(fake().records[1]!.inputTokens);
+  });
+});

@@ -7,7 +7,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { createGuardedClient } from '../lib';
 import { startFakeProvider } from '../lib/testing';
-import { fmt, median, percentile, table } from './support';
+import { fmt, median, memoryFetch, percentile, table } from './support';
 
 const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
 
@@ -49,19 +49,6 @@ async function latency(kind: 'openai' | 'anthropic', calls: number): Promise<Ove
     addedMedianUs: median(guardedTimes) - median(rawTimes),
     addedP90Us: percentile(diffs, 90),
   };
-}
-
-/** An in-memory fetch answering every chat completion at once: what is left is the client's own work. */
-function memoryFetch(): typeof fetch {
-  const body = JSON.stringify({
-    id: 'chatcmpl-1',
-    object: 'chat.completion',
-    created: 1,
-    model: 'gpt-4o-mini',
-    choices: [{ index: 0, message: { role: 'assistant', content: 'Hi!', refusal: null }, logprobs: null, finish_reason: 'stop' }],
-    usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15 },
-  });
-  return async () => new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
 }
 
 async function throughput(guardedClient: boolean, calls: number, inFlight: number): Promise<number> {

@@ -9,6 +9,7 @@ import { runGoodput } from './goodput';
 import { runOverhead } from './overhead';
 import { runScopeMemory } from './scope-memory';
 import { runBudgetOvershoot } from './budget-overshoot';
+import { runEstimate } from './estimate';
 import { machine } from './support';
 
 const parts: Record<string, { title: string; run: () => Promise<{ markdown: string }> }> = {
@@ -16,6 +17,7 @@ const parts: Record<string, { title: string; run: () => Promise<{ markdown: stri
   overhead: { title: 'Overhead (Traffic control, 10b)', run: () => runOverhead() },
   'scope-memory': { title: 'Per-scope limits with 100,000 keys (Traffic control, 3)', run: () => runScopeMemory() },
   'budget-overshoot': { title: 'Budget overshoot under 100 concurrent calls (Money, 10)', run: () => runBudgetOvershoot() },
+  estimate: { title: 'Input-token estimate against OpenAI’s tokenizer (Money, 10)', run: () => runEstimate() },
 };
 
 async function main(): Promise<void> {

@@ -4,18 +4,9 @@
  */
 import OpenAI from 'openai';
 import { createGuardedClient, type ScopeLimits } from '../lib';
-import { fmt, table } from './support';
+import { fmt, memoryFetch, table } from './support';
 
 const messages = [{ role: 'user' as const, content: 'hi' }];
-const body = JSON.stringify({
-  id: 'c',
-  object: 'chat.completion',
-  created: 1,
-  model: 'gpt-4o-mini',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'ok', refusal: null }, logprobs: null, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 },
-});
-
 function heapMiB(): number {
   (globalThis as { gc?: () => void }).gc?.();
   return process.memoryUsage().heapUsed / 2 ** 20;
@@ -24,7 +15,7 @@ function heapMiB(): number {
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
 async function scenario(name: string, user: ScopeLimits, keys: number, waitIdleMs: number, log: (line: string) => void): Promise<Array<string | number>> {
-  const fetchImpl = async () => new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+  const fetchImpl = memoryFetch();
   const client = createGuardedClient(new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: fetchImpl }), {
     limits: { maxConcurrent: 256, adaptive: false, perScope: { user } },
   });

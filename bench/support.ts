@@ -38,3 +38,16 @@ export async function settleAll(promises: Array<Promise<unknown>>): Promise<{ ok
   }
   return { ok: results.length - failed, failed, errors };
 }
+
+/** An in-memory fetch answering every chat completion at once: what is left is the client's own work. */
+export function memoryFetch(): typeof fetch {
+  const body = JSON.stringify({
+    id: 'chatcmpl-1',
+    object: 'chat.completion',
+    created: 1,
+    model: 'gpt-4o-mini',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'Hi!', refusal: null }, logprobs: null, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 12, completion_tokens: 3, total_tokens: 15 },
+  });
+  return async () => new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+}

@@ -176,10 +176,6 @@ export class Bucket {
     else void this.limiter.updateSettings({});
   }
 
-  reservoir(): number | null {
-    return localReservoir(this.limiter);
-  }
-
   async close(): Promise<void> {
     await this.limiter.disconnect(false);
   }

@@ -64,6 +64,7 @@ describe('hard budgets under concurrency', () => {
     expect(client.guard.status().budgets[0]!.spentUsd).toBeGreaterThan(0.0002);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ key: 'global', scope: 'global', limitUsd: 0.0002 });
+    expect(warnings[0]!.fraction).toBeGreaterThanOrEqual(0.5);
   });
 });
 
@@ -232,5 +233,17 @@ describe('exact input counts (cost.exactInputTokens)', () => {
     await client.messages.create({ model: CLAUDE, max_tokens: 10, messages: hello });
     expect(fake().records.map((r) => r.endpoint)).toEqual(['count_tokens', 'messages']);
     expect(seen[0]!.inputTokensEstimate).toBe(fake().records[1]!.inputTokens);
+  });
+});
+
+describe('budget warnings', () => {
+  test('warnAt warns once as spending crosses it, not on every reservation that would', async () => {
+    const client = createGuardedClient(anthropicFor(fake()), { cost: { budgets: [{ scope: 'user', limitUsd: 0.002, warnAt: 0.5 }] } });
+    const warnings: Array<GuardEventMap['budget:warning']> = [];
+    client.guard.on('budget:warning', (e) => warnings.push(e));
+    const alice = client.guard.withScope({ user: 'alice' });
+    for (let i = 0; i < 20; i++) await alice.messages.create({ model: HAIKU, max_tokens: 64, messages: hello }).catch(() => undefined);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ key: 'user:alice', scope: 'user' });
   });
 });

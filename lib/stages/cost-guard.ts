@@ -207,7 +207,6 @@ export class CostGuardStage implements Stage {
       }
     }
     if (!result.ok) throw this.refusal(ctx, 'pre-call', result, worst);
-    this.warnings(ctx, config, lines, result.states);
     return amount;
   }
 
@@ -259,7 +258,9 @@ export class CostGuardStage implements Stage {
       const line = lines.find((l) => l.key === state.key);
       const rule = line && config.cost.budgets.find((r) => budgetKey(r, ctx.scope) === state.key);
       if (!line || rule?.warnAt === undefined) continue;
-      const fraction = (state.spentUsd + state.reservedUsd) / line.limitUsd;
+      // What was spent, not what is reserved: a reservation passing warnAt and its settlement
+      // falling back under it would warn on every call.
+      const fraction = state.spentUsd / line.limitUsd;
       if (fraction < rule.warnAt) {
         this.warned.delete(state.key);
         continue;

@@ -216,3 +216,14 @@ describe('LLM_GUARD_ENABLED=false', () => {
     });
   });
 });
+
+describe('settings not built yet', () => {
+  test('a Redis URL is accepted but says plainly that limits and budgets stay in process', async () => {
+    const warnings: string[] = [];
+    const logger: Logger = { debug() {}, info() {}, warn: (_f, message) => warnings.push(message), error() {} };
+    await withEnv({ LLM_GUARD_REDIS_URL: 'redis://localhost:6379' }, () => {
+      createGuardedClient(anthropicFor(fake()), { logger });
+    });
+    expect(warnings).toEqual([expect.stringContaining('Distributed mode is not built yet')]);
+  });
+});

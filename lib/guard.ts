@@ -111,6 +111,9 @@ export class Guard {
     // Load the optional exact tokenizer now (tens of ms), not in the middle of the first call.
     if (adapter === openaiAdapter) openaiCounter(undefined);
     this.limiter = new TrafficLimiter({ config: () => this.config, emitter: this.emitter, provider: adapter.name });
+    if (config.redis !== undefined) {
+      this.logger.warn({ setting: this.sources.redis ?? 'redis' }, 'redis is set, but this version keeps limits and budgets in this process only (Distributed mode is not built yet)');
+    }
     const unknown = unknownEnvVars(env, adapter.name);
     if (unknown.length) this.logger.warn({ vars: unknown }, 'ignoring LLM_GUARD_* env vars that name no setting');
 

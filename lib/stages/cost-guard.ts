@@ -54,7 +54,11 @@ export class CostGuardStage implements Stage {
     const lines = this.linesFor(ctx, config);
     const ledger = this.deps.ledger();
     const id = `c${ctx.callId}`;
-    let reserved = lines.length ? await this.reserve(ctx, config, prices, ledger, id, lines, worst) : 0;
+    let reserved = 0;
+    if (lines.length) {
+      const r = this.reserve(ctx, config, prices, ledger, id, lines, worst);
+      reserved = typeof r === 'number' ? r : await r;
+    }
 
     let response: Response;
     try {
@@ -104,7 +108,11 @@ export class CostGuardStage implements Stage {
     tap.onEnd((end) => {
       const usage = end.usage ?? (end.error ? this.worstUsage(ctx) : undefined);
       const cost = usage ? this.price(ctx, prices, usage) : 0;
-      if (lines.length) void resolved(ledger.settle(id, cost)).then((states) => this.warnings(ctx, config, lines, states));
+      if (lines.length) {
+        const states = ledger.settle(id, cost);
+        if (states instanceof Promise) void states.then((s) => this.warnings(ctx, config, lines, s), () => {});
+        else this.warnings(ctx, config, lines, states);
+      }
       if (usage) this.recordCost(ctx, usage, cost);
       if (cut && this.deps.emitter.has('stream:aborted')) {
         this.deps.emitter.emit('stream:aborted', { ...ctx.eventBase(), reason: cut.message, usage, costUsd: cost });
@@ -193,9 +201,18 @@ export class CostGuardStage implements Stage {
     );
   }
 
-  /** Reserves the worst case on every budget; clamps once to what is left, or refuses. Returns the reserved amount. */
-  private async reserve(ctx: CallContext, config: ResolvedConfig, prices: PriceBook, ledger: Ledger, id: string, lines: BudgetLine[], worst: number): Promise<number> {
-    let result = await resolved(ledger.reserve(id, lines, worst));
+  /**
+   * Reserves the worst case on every budget; clamps once to what is left, or refuses. Returns the
+   * reserved amount — at once when the ledger answers at once (the in-memory one does).
+   */
+  private reserve(ctx: CallContext, config: ResolvedConfig, prices: PriceBook, ledger: Ledger, id: string, lines: BudgetLine[], worst: number): number | Promise<number> {
+    const first = ledger.reserve(id, lines, worst);
+    if (!(first instanceof Promise) && first.ok) return worst;
+    return this.reserveSlow(ctx, config, prices, ledger, id, lines, worst, first);
+  }
+
+  private async reserveSlow(ctx: CallContext, config: ResolvedConfig, prices: PriceBook, ledger: Ledger, id: string, lines: BudgetLine[], worst: number, first: MaybePromise<ReserveResult>): Promise<number> {
+    let result = await resolved(first);
     let amount = worst;
     if (!result.ok && config.cost.onOverBudget === 'clamp' && ctx.request.maxOutputTokensField) {
       const room = result.refusedBy.limitUsd - result.state.spentUsd - result.state.reservedUsd;

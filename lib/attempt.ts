@@ -63,6 +63,7 @@ export function createAttempt(deps: AttemptDeps): Next {
       streamReader: streaming ? ctx.adapter.createStreamUsageReader(ctx.request, textTokenWeight) : undefined,
       inputTokensEstimate: ctx.inputTokens,
       abortUpstream: (reason) => controller.abort(reason),
+      idleMs: timeoutMs,
     });
     tap.onEnd(() => callerSignal?.removeEventListener('abort', onCallerAbort));
     ctx.tap = tap;

@@ -1,4 +1,4 @@
-import { ResponseTap, type TapEnd } from '../../lib/internal/response-tap';
+import { ResponseTap, UnreadBodyError, type TapEnd } from '../../lib/internal/response-tap';
 import { anthropicAdapter } from '../../lib/providers/anthropic';
 import { textTokenWeight } from '../../lib/money/estimate';
 import { fixture } from '../support/fixtures';
@@ -135,5 +135,56 @@ describe('ResponseTap on JSON', () => {
     const error = await tap.response.json().catch((e: unknown) => e);
     expect(error).toMatchObject({ name: 'SyntaxError' });
     expect(ended!.error).toBe(error);
+  });
+});
+
+describe('ResponseTap on a body nobody reads', () => {
+  test('a stream not read for idleMs is stopped and ended, so its holds are released', async () => {
+    const abortUpstream = jest.fn();
+    const tap = new ResponseTap(chunkedResponse(fixture('anthropic/stream.sse'), 100), {
+      usageFromJson: () => undefined,
+      streamReader: anthropicAdapter.createStreamUsageReader(request, textTokenWeight),
+      inputTokensEstimate: 10,
+      abortUpstream,
+      idleMs: 40,
+    });
+    let ended: TapEnd | undefined;
+    tap.onEnd((end) => (ended = end));
+    await new Promise((r) => setTimeout(r, 80));
+    expect(ended).toMatchObject({ cancelled: true, error: expect.any(UnreadBodyError) });
+    expect(abortUpstream).toHaveBeenCalled();
+    await expect(tap.response.text()).rejects.toBeInstanceOf(UnreadBodyError);
+  });
+
+  test('reading keeps a slow stream alive: the clock restarts at every read', async () => {
+    const tap = new ResponseTap(chunkedResponse(fixture('anthropic/stream.sse'), 200), {
+      usageFromJson: () => undefined,
+      streamReader: anthropicAdapter.createStreamUsageReader(request, textTokenWeight),
+      inputTokensEstimate: 10,
+      abortUpstream: () => {},
+      idleMs: 60,
+    });
+    const reader = tap.response.body!.getReader();
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 25));
+      const { done } = await reader.read();
+      if (done) break;
+    }
+    expect(tap.usage()!.outputTokens).toBe(89);
+  });
+
+  test('an unread JSON body ends with an error (the guard charges its worst case); reading it later still works', async () => {
+    const body = fixture('anthropic/message.json');
+    const tap = new ResponseTap(chunkedResponse(body, 1000, 'application/json'), {
+      usageFromJson: (json) => anthropicAdapter.usageFromJson(request, json),
+      inputTokensEstimate: 0,
+      abortUpstream: () => {},
+      idleMs: 30,
+    });
+    let ended: TapEnd | undefined;
+    tap.onEnd((end) => (ended = end));
+    await new Promise((r) => setTimeout(r, 60));
+    expect(ended).toMatchObject({ usage: undefined, error: expect.any(UnreadBodyError) });
+    expect(await tap.response.json()).toEqual(JSON.parse(body));
   });
 });

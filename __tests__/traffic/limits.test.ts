@@ -29,6 +29,22 @@ describe('concurrency', () => {
   });
 });
 
+describe('a stream nobody reads', () => {
+  test('does not hold its slot forever: after timeoutMs unread it is let go, charged for what arrived', async () => {
+    fake().configure({ outputTokens: 200, tokenDelayMs: 2 });
+    const client = createGuardedClient(anthropicFor(fake()), { limits: { maxConcurrent: 1 }, timeoutMs: 150 });
+    await client.messages.create({ model: CLAUDE, max_tokens: 500, stream: true, messages: hello }); // never iterated
+    const started = performance.now();
+    await client.messages.create({ model: CLAUDE, max_tokens: 5, messages: hello });
+    expect(performance.now() - started).toBeGreaterThanOrEqual(100);
+    await fake().idle();
+    expect(fake().records[0]!.clientClosed).toBe(true);
+    expect(client.guard.status().limiter.running).toBe(0);
+    expect(client.guard.status().budgets[0]!.reservedUsd).toBeCloseTo(0, 12);
+    expect(client.guard.status().totals.costUsd).toBeGreaterThan(0);
+  });
+});
+
 describe('request rate', () => {
   test('requestsPerMinute: a burst of at most R/60, then at most R/60 in any second (server arrival times)', async () => {
     const client = createGuardedClient(openaiFor(fake()), { limits: { requestsPerMinute: 600, maxConcurrent: 50 } });

@@ -19,6 +19,19 @@ export interface TapOptions {
   inputTokensEstimate: number;
   /** Stops the upstream request (the provider stops generating and billing). */
   abortUpstream: (reason: unknown) => void;
+  /**
+   * A body nobody reads for this long is let go: a stream's upstream is stopped (its slot freed,
+   * what arrived charged), an unread JSON body is charged at its worst case. Undefined: never.
+   */
+  idleMs?: number;
+}
+
+/** What a reader meets when it comes back to a body the guard let go after idleMs. */
+export class UnreadBodyError extends Error {
+  override readonly name = 'UnreadBodyError';
+  constructor(idleMs: number) {
+    super(`The response body was not read for ${idleMs} ms (guard timeoutMs); the guard released it.`);
+  }
 }
 
 /**
@@ -36,9 +49,28 @@ export class ResponseTap {
   private upstream: ReadableStreamDefaultReader<Uint8Array> | undefined;
   private jsonUsage: Usage | undefined;
   private finalCheck: ((end: TapEnd, value?: unknown) => unknown) | undefined;
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(raw: Response, private readonly options: TapOptions) {
     this.response = options.streamReader && raw.body ? this.tapStream(raw, options.streamReader) : this.tapJson(raw);
+    if (options.idleMs !== undefined) {
+      this.idleTimer = setTimeout(() => this.letGo(), options.idleMs);
+      this.idleTimer.unref();
+    }
+  }
+
+  /** Nobody read the body for idleMs: stop it, and end the tap so every hold on it is released. */
+  private letGo(): void {
+    if (this.ended) return;
+    const error = new UnreadBodyError(this.options.idleMs!);
+    if (this.options.streamReader) {
+      this.streamController?.error(error);
+      this.upstream?.cancel(error).catch(() => {});
+      this.options.abortUpstream(error);
+      this.finish({ usage: this.streamUsage() ?? this.fallbackUsage(), error, cancelled: true });
+    } else {
+      this.finish({ usage: undefined, error });
+    }
   }
 
   /** Running usage while a stream flows; final usage once it ended. */
@@ -85,6 +117,7 @@ export class ResponseTap {
   private finish(end: TapEnd): void {
     if (this.ended) return;
     this.ended = end;
+    clearTimeout(this.idleTimer);
     const listeners = this.endListeners;
     this.endListeners = [];
     this.progressListeners = [];
@@ -113,6 +146,7 @@ export class ResponseTap {
           this.streamController = controller;
         },
         pull: async (controller) => {
+          this.idleTimer?.refresh();
           let chunk: ReadableStreamReadResult<Uint8Array>;
           try {
             chunk = await upstream.read();
@@ -174,14 +208,14 @@ export class ResponseTap {
     Object.defineProperties(raw, {
       json: {
         value: () =>
-          json().then((value) => {
+          (clearTimeout(this.idleTimer), json()).then((value) => {
             record(value);
             return value;
           }, fail),
       },
       text: {
         value: () =>
-          text().then((value) => {
+          (clearTimeout(this.idleTimer), text()).then((value) => {
             let parsed: unknown;
             try {
               parsed = JSON.parse(value);

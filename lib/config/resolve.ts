@@ -194,7 +194,8 @@ export function resolveConfig(options: GuardOptions | undefined, env: NodeJS.Pro
 
 const BUDGET_SCOPES: readonly BudgetScope[] = ['global', 'user', 'tenant', 'session', 'workflow'];
 
-function windowText(ms: number): string {
+/** A window for people: '1h', '30d', '90s', 'none'. */
+export function windowText(ms: number): string {
   if (ms === Infinity) return 'none';
   const units: Array<[number, string]> = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'm'], [1000, 's']];
   for (const [size, unit] of units) if (ms % size === 0) return `${ms / size}${unit}`;

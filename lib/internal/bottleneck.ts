@@ -230,12 +230,31 @@ export function freeNow(limiter: Bottleneck, weight: number): void {
   if (counts[0]! > 0 || counts[1]! > 0) (limiter as unknown as { _drainAll(c: unknown): unknown })._drainAll(store.computeCapacity());
 }
 
-/** Takes `amount` out of a local limiter's reservoir at once (a debt when it goes below 0). */
-export function drawReservoir(limiter: Bottleneck, amount: number): boolean {
+/** Whether a local limiter has nothing running and nothing waiting. */
+export function isIdle(limiter: Bottleneck): boolean {
+  const l = limiter as unknown as BottleneckInternals;
+  return limiter.queued() === 0 && l._states.counts[0] === 0 && (l._store.storeOptions ? l._store._running === 0 : false);
+}
+
+/** Stops a Group's cleanup interval: Group.disconnect() leaves it running, holding every key's limiter. */
+export function stopGroupCleanup(group: Bottleneck.Group): void {
+  clearInterval((group as unknown as { interval?: ReturnType<typeof setInterval> }).interval);
+}
+
+/**
+ * Adds `amount` to a reservoir (negative: takes it, leaving a debt below 0): at once on a local
+ * limiter, so it can never land after a later synchronous change; through Bottleneck otherwise.
+ * An unlimited limiter has no reservoir to change.
+ */
+export function adjustReservoir(limiter: Bottleneck, amount: number): void {
   const o = (limiter as unknown as BottleneckInternals)._store.storeOptions;
-  if (!o || o.reservoir == null) return false;
-  o.reservoir -= amount;
-  return true;
+  if (!o) {
+    void limiter.incrementReservoir(amount).catch(() => {});
+    return;
+  }
+  if (o.reservoir == null || amount === 0) return;
+  o.reservoir += amount;
+  if (amount > 0) void limiter.updateSettings({}); // more room: let queued calls go
 }
 
 /** The reservoir of a local limiter, read synchronously (null = unlimited). */

@@ -61,16 +61,9 @@ export class ResponseTap {
 
   /** Nobody read the body for idleMs: stop it, and end the tap so every hold on it is released. */
   private letGo(): void {
-    if (this.ended) return;
     const error = new UnreadBodyError(this.options.idleMs!);
-    if (this.options.streamReader) {
-      this.streamController?.error(error);
-      this.upstream?.cancel(error).catch(() => {});
-      this.options.abortUpstream(error);
-      this.finish({ usage: this.streamUsage() ?? this.fallbackUsage(), error, cancelled: true });
-    } else {
-      this.finish({ usage: undefined, error });
-    }
+    if (this.options.streamReader) this.stop(error, { usage: this.streamUsage() ?? this.fallbackUsage(), error, cancelled: true });
+    else this.finish({ usage: undefined, error });
   }
 
   /** Running usage while a stream flows; final usage once it ended. */
@@ -107,11 +100,16 @@ export class ResponseTap {
    * helpers) and stops the upstream request so the provider stops generating.
    */
   abort(error: unknown): void {
+    this.stop(error, { usage: this.usage(), error });
+  }
+
+  /** Errors the body towards the reader, stops the upstream request, and ends the tap with `end`. */
+  private stop(error: unknown, end: TapEnd): void {
     if (this.ended) return;
     this.streamController?.error(error);
     this.upstream?.cancel(error).catch(() => {});
     this.options.abortUpstream(error);
-    this.finish({ usage: this.usage(), error });
+    this.finish(end);
   }
 
   private finish(end: TapEnd): void {

@@ -1,5 +1,5 @@
 import type Bottleneck from 'bottleneck';
-import { drawReservoir, fastLimiter, freeNow, localReservoir, setHeartbeat, setLocalSettings, takeNow } from '../internal/bottleneck';
+import { adjustReservoir, fastLimiter, freeNow, localReservoir, setHeartbeat, setLocalSettings, takeNow } from '../internal/bottleneck';
 
 /**
  * Limits are enforced ~2% under the provider's: its clock and ours differ by milliseconds, and
@@ -71,7 +71,7 @@ export class Bucket {
       else await this.limiter.schedule({ weight: now }, () => Promise.resolve());
     }
     const debt = weight - now;
-    if (debt > 0 && !drawReservoir(this.limiter, debt)) await this.limiter.incrementReservoir(-debt);
+    if (debt > 0) adjustReservoir(this.limiter, -debt);
     this.countDispatch(weight);
   }
 
@@ -82,7 +82,7 @@ export class Bucket {
     if (!takeNow(this.limiter, now)) return false;
     freeNow(this.limiter, now);
     const debt = weight - now;
-    if (debt > 0) drawReservoir(this.limiter, debt);
+    if (debt > 0) adjustReservoir(this.limiter, -debt);
     this.countDispatch(weight);
     return true;
   }
@@ -115,8 +115,7 @@ export class Bucket {
     const current = localReservoir(this.limiter);
     if (current === null) return;
     const room = this.plan ? this.plan.capacity - current : weight;
-    const amount = weight > 0 ? Math.min(weight, room) : weight;
-    if (amount !== 0) void this.limiter.incrementReservoir(amount);
+    adjustReservoir(this.limiter, weight > 0 ? Math.min(weight, room) : weight);
     if (weight < 0) this.dispatched -= weight;
   }
 

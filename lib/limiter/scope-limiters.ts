@@ -1,5 +1,5 @@
 import Bottleneck from 'bottleneck';
-import { freeNow, localReservoir, makeFast, setLocalSettings, takeNow } from '../internal/bottleneck';
+import { adjustReservoir, freeNow, isIdle, localReservoir, makeFast, setLocalSettings, stopGroupCleanup, takeNow } from '../internal/bottleneck';
 import type { ResolvedConfig } from '../config/options';
 import type { GuardScope, ScopeKey } from '../scope';
 import { SAFETY_MARGIN } from './bucket';
@@ -13,22 +13,26 @@ export interface Grant {
 /** Idle per-scope limiters are dropped after this long: by then a per-minute bucket is full again. */
 export const SCOPE_IDLE_MS = 90_000;
 
-/** A slot taken at once when nothing waits and there is room; undefined otherwise. */
-export function takeSlotNow(limiter: Bottleneck, weight = 1): Grant | undefined {
-  if (!takeNow(limiter, weight)) return undefined;
+/** A grant whose release runs once; undo also gives the taken weight back to the reservoir. */
+function grant(limiter: Bottleneck, weight: number, free: () => void): Grant {
   let released = false;
   const release = () => {
     if (released) return;
     released = true;
-    freeNow(limiter, weight);
+    free();
   };
   return {
     release,
     undo: () => {
       release();
-      if (weight > 0 && localReservoir(limiter) !== null) void limiter.incrementReservoir(weight).catch(() => {});
+      adjustReservoir(limiter, weight);
     },
   };
+}
+
+/** A slot taken at once when nothing waits and there is room; undefined otherwise. */
+export function takeSlotNow(limiter: Bottleneck, weight = 1): Grant | undefined {
+  return takeNow(limiter, weight) ? grant(limiter, weight, () => freeNow(limiter, weight)) : undefined;
 }
 
 /** Takes one slot of a Bottleneck limiter and holds it until released. */
@@ -39,23 +43,7 @@ export function holdSlot(limiter: Bottleneck, weight = 1): Promise<Grant> | Gran
     limiter
       .schedule(
         { weight },
-        () =>
-          new Promise<void>((done) => {
-            let released = false;
-            const release = () => {
-              if (released) return;
-              released = true;
-              done();
-            };
-            granted({
-              release,
-              undo: () => {
-                release();
-                // (An unlimited limiter has no reservoir to give back to.)
-                if (weight > 0 && localReservoir(limiter) !== null) void limiter.incrementReservoir(weight).catch(() => {});
-              },
-            });
-          }),
+        () => new Promise<void>((done) => granted(grant(limiter, weight, done))),
       )
       .catch(failed);
   });
@@ -108,7 +96,7 @@ export class ScopeLimiters {
       this.groups.set(scope, { group, perMs: rate === undefined ? undefined : rate / 60_000, capacity });
     }
     // Calls holding slots of replaced groups finish there; the old groups are dropped after.
-    for (const { group } of old.values()) clearInterval((group as unknown as { interval?: ReturnType<typeof setInterval> }).interval);
+    for (const { group } of old.values()) stopGroupCleanup(group);
   }
 
   get active(): boolean {
@@ -128,7 +116,7 @@ export class ScopeLimiters {
         perMs,
         capacity,
         dropIfIdle: () => {
-          if (limiter.queued() > 0 || (limiter as unknown as { _store: { _running: number } })._store._running > 0) return;
+          if (!isIdle(limiter)) return;
           const reservoir = localReservoir(limiter);
           if (reservoir !== null && reservoir < capacity) return;
           void group.deleteKey(key);
@@ -182,8 +170,7 @@ export class ScopeLimiters {
 
   async close(): Promise<void> {
     for (const { group } of this.groups.values()) {
-      // Group.disconnect() leaves its cleanup interval running, which holds every key's limiter.
-      clearInterval((group as unknown as { interval?: ReturnType<typeof setInterval> }).interval);
+      stopGroupCleanup(group);
       await Promise.all(group.keys().map((key) => group.deleteKey(key)));
     }
     this.groups.clear();

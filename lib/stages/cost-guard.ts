@@ -7,6 +7,7 @@ import { BudgetExceededError, UnpricedModelError, type BudgetExceededDetails, ty
 import type { PriceBook } from '../money/prices';
 import type { BudgetLine, BudgetState, Ledger, MaybePromise, ReserveResult } from '../money/ledger';
 import type { TapEnd } from '../internal/response-tap';
+import { windowText } from '../config/resolve';
 
 export interface CostGuardDeps {
   config: () => ResolvedConfig;
@@ -311,9 +312,3 @@ export class CostGuardStage implements Stage {
   }
 }
 
-function windowText(ms: number): string {
-  if (ms === Infinity) return 'all time';
-  const units: Array<[number, string]> = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'min'], [1000, 's']];
-  for (const [size, unit] of units) if (ms % size === 0) return `${ms / size} ${unit}`;
-  return `${ms} ms`;
-}

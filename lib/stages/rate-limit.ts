@@ -30,8 +30,10 @@ export class RateLimitStage implements Stage {
     limiter.observe(lease, response, ctx.adapter);
     const tap = ctx.tap;
     if (!tap) {
-      // An error response: the provider generated nothing.
-      lease.settle(0);
+      // An error response: the provider generated nothing. After a 429 the reservation stays
+      // spent: the provider's bucket is empty, and handing it back would send the next call
+      // straight into another 429.
+      lease.settle(response.status === 429 ? undefined : 0);
     } else {
       // A JSON body is complete when its headers arrive; a stream is in flight until it ends.
       if (!ctx.request.stream) lease.releaseSlot();

@@ -9,7 +9,8 @@ export type GuardErrorCode =
   | 'budget_exceeded'
   | 'circuit_open'
   | 'invalid_config'
-  | 'unpriced_model';
+  | 'unpriced_model'
+  | 'shared_state_unavailable';
 
 export interface GuardErrorOptions {
   cause?: unknown;
@@ -168,6 +169,25 @@ export class UnpricedModelError extends GuardError {
 
   static is(err: unknown): err is UnpricedModelError {
     return findGuardError(err)?.code === 'unpriced_model';
+  }
+}
+
+/** Distributed mode with `redisFailure: 'reject'`: Redis is unreachable, so the call is refused unsent. */
+export class SharedStateUnavailableError extends GuardError {
+  override readonly name = 'SharedStateUnavailableError' as const;
+  readonly code = 'shared_state_unavailable' as const;
+  readonly httpStatus = 503;
+
+  constructor(what: string, options: GuardErrorOptions = {}) {
+    super(
+      `Refused: Redis is unreachable, so ${what} cannot be checked across processes (redisFailure = "reject"); nothing was sent. ` +
+        'Set redisFailure to "local" to carry on with in-process limits and budgets while Redis is down.',
+      { retryAfterMs: 1000, ...options },
+    );
+  }
+
+  static is(err: unknown): err is SharedStateUnavailableError {
+    return findGuardError(err)?.code === 'shared_state_unavailable';
   }
 }
 

@@ -46,6 +46,8 @@ export interface GuardEventMap {
   /** The guard changed a request so it fits (e.g. clamped max tokens). */
   adjusted: CallEventBase & { field: string; from: number | undefined; to: number; reason: string };
   warning: { message: string; code: string };
+  /** Distributed mode: the Redis connection went down (limits and budgets fall back) or came back. */
+  redis: { state: 'up' | 'down'; redis: string; error?: string };
 }
 
 export type GuardEventName = keyof GuardEventMap;

@@ -18,6 +18,9 @@ import { RetryStage } from './stages/retry';
 import { CircuitBreakerStage } from './stages/circuit-breaker';
 import { RateLimitStage } from './stages/rate-limit';
 import { TrafficLimiter } from './limiter/traffic-limiter';
+import { SharedStore } from './distributed/shared-store';
+import { SharedLedger } from './distributed/shared-ledger';
+import { sharedConnection } from './distributed/shared-bucket';
 
 export interface GuardTotals {
   /** Calls made through the guard (each may have several attempts). */
@@ -59,6 +62,8 @@ export interface GuardStatus {
     nextReleaseAt?: string;
   }>;
   totals: GuardTotals;
+  /** Distributed mode: the Redis connection, and charges made while it was down that it has not seen yet. */
+  shared?: { redis: 'connecting' | 'up' | 'down'; where: string; prefix: string; unsyncedCharges: number };
 }
 
 /** JSON-safe copy of the config: an ioredis client is shown as '[client]', URLs lose passwords. */
@@ -84,6 +89,8 @@ export class Guard {
   prices: PriceBook;
   readonly limiter: TrafficLimiter;
   readonly ledger: Ledger;
+  /** Distributed mode's Redis connection (undefined without `redis`). */
+  readonly shared: SharedStore | undefined;
   private readonly breaker: CircuitBreakerStage;
   private callSeq = 0;
   /**
@@ -107,13 +114,16 @@ export class Guard {
       this.logger.error({ event, error: error instanceof Error ? error.message : String(error) }, 'a guard event listener threw; the call went on'),
     );
     this.prices = this.makePriceBook(config);
-    this.ledger = new MemoryLedger();
+    this.shared = config.redis !== undefined ? new SharedStore({ redis: config.redis, name: config.name, emitter: this.emitter, logger: () => this.logger }) : undefined;
+    this.ledger = this.shared ? new SharedLedger(this.shared, () => this.config.redisFailure) : new MemoryLedger();
     // Load the optional exact tokenizer now (tens of ms), not in the middle of the first call.
     if (adapter === openaiAdapter) openaiCounter(undefined);
-    this.limiter = new TrafficLimiter({ config: () => this.config, emitter: this.emitter, provider: adapter.name });
-    if (config.redis !== undefined) {
-      this.logger.warn({ setting: this.sources.redis ?? 'redis' }, 'redis is set, but this version keeps limits and budgets in this process only (Distributed mode is not built yet)');
-    }
+    this.limiter = new TrafficLimiter({
+      config: () => this.config,
+      emitter: this.emitter,
+      provider: adapter.name,
+      ...(this.shared ? { shared: { store: this.shared, connection: sharedConnection(this.shared.client) } } : {}),
+    });
     const unknown = unknownEnvVars(env, adapter.name);
     if (unknown.length) this.logger.warn({ vars: unknown }, 'ignoring LLM_GUARD_* env vars that name no setting');
 
@@ -236,8 +246,8 @@ export class Guard {
 
   /** Re-validates everything as at construction; applied to new calls at once. */
   updateConfig(patch: GuardOptions): void {
-    if (patch.provider !== undefined || patch.logger !== undefined) {
-      throw new GuardConfigError(patch.provider !== undefined ? 'provider' : 'logger', 'a change', 'the value given at creation (fixed for the life of the client)');
+    for (const fixed of ['provider', 'logger', 'name', 'redis'] as const) {
+      if (patch[fixed] !== undefined) throw new GuardConfigError(fixed, 'a change', 'the value given at creation (fixed for the life of the client)');
     }
     const merged = mergeOptions(this.options, patch);
     const { config, sources } = resolveConfig(merged, this.env, this.adapter.name);
@@ -270,6 +280,9 @@ export class Guard {
       breaker: this.breaker.status(this.config),
       budgets: this.budgetStatus(),
       totals: { ...this.totals },
+      ...(this.shared ?
+        { shared: { redis: this.shared.status, where: this.shared.where, prefix: this.shared.prefix, unsyncedCharges: (this.ledger as SharedLedger).unsynced } }
+      : {}),
     };
   }
 
@@ -300,6 +313,8 @@ export class Guard {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.stages.map((stage) => stage.close?.()), this.limiter.close()]);
+    await this.ledger.close?.();
+    await this.shared?.close();
     this.emitter.clear();
   }
 }

@@ -7,6 +7,7 @@ export {
   CircuitOpenError,
   GuardConfigError,
   UnpricedModelError,
+  SharedStateUnavailableError,
   isGuardError,
   type GuardErrorCode,
   type BudgetStage,

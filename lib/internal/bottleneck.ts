@@ -261,3 +261,29 @@ export function adjustReservoir(limiter: Bottleneck, amount: number): void {
 export function localReservoir(limiter: Bottleneck): number | null {
   return (limiter as unknown as BottleneckInternals)._store.storeOptions?.reservoir ?? null;
 }
+
+/** Bottleneck's own recovery errors, as Redis 7 reports them (`ERR SETTINGS_KEY_NOT_FOUND`). */
+const RECOVERABLE = /(SETTINGS_KEY_NOT_FOUND|UNKNOWN_CLIENT)$/;
+
+interface ConnectionInternals {
+  __scriptArgs__(name: string, id: string, args: unknown[], cb: (err: Error | null, replies?: unknown) => void): unknown[];
+}
+
+/**
+ * 4. Redis 7 prefixes script errors with "ERR ", and Bottleneck compares the message exactly
+ *    (`=== "SETTINGS_KEY_NOT_FOUND"`), so once its keys vanish (expiry, flush, failover) every
+ *    job fails for good (upstream #205/#212/#219; the fix, PR #215, never merged). Fixed on
+ *    the connection this package makes: the message is reduced to the bare code, and
+ *    Bottleneck's own recovery (re-init the keys, register the client again) runs as intended.
+ */
+export function fixRedisErrors(connection: Bottleneck.IORedisConnection): Bottleneck.IORedisConnection {
+  const c = connection as unknown as ConnectionInternals;
+  const scriptArgs = c.__scriptArgs__.bind(c);
+  c.__scriptArgs__ = (name, id, args, cb) =>
+    scriptArgs(name, id, args, (err, replies) => {
+      const match = err && RECOVERABLE.exec(err.message);
+      if (match) err!.message = match[1]!;
+      cb(err, replies);
+    });
+  return connection;
+}

@@ -5,6 +5,10 @@ import type { LimitWindow, ProviderAdapter, RateLimitSnapshot } from '../provide
 import type { GuardScope } from '../scope';
 import { Bucket, SAFETY_MARGIN, configuredPlan, type BucketPlan } from './bucket';
 import { ScopeLimiters, holdSlot, takeSlotNow, type Grant, type ScopeLimiter } from './scope-limiters';
+import type Bottleneck from 'bottleneck';
+import { SharedBucket } from '../distributed/shared-bucket';
+import type { SharedStore } from '../distributed/shared-store';
+import { SharedStateUnavailableError } from '../errors';
 
 export type Dimension = 'requests' | 'tokens' | 'inputTokens' | 'outputTokens';
 type TokenDimension = Exclude<Dimension, 'requests'>;
@@ -36,12 +40,17 @@ export interface LimiterDeps {
   config: () => ResolvedConfig;
   emitter: GuardEmitter;
   provider: string;
+  /** Distributed mode: rates shared through Redis (concurrency stays per process). */
+  shared?: { store: SharedStore; connection: Bottleneck.IORedisConnection };
 }
 
 type Mode = 'configured' | 'probing' | 'learned' | 'unlimited';
 
 /** How far apart two calls may leave here and still reach the provider in the other order. */
 const REORDER_WINDOW_MS = 25;
+
+/** What a call took from the shared (Redis) buckets, given back if it never goes. */
+type SharedTaken = Array<[SharedBucket, number]>;
 
 interface LeaseState extends Lease {
   dispatchedAt: Map<Bucket, number>;
@@ -69,12 +78,16 @@ export class TrafficLimiter {
   private pauseTimer: ReturnType<typeof setTimeout> | undefined;
   private probeSeq = 0;
   private closed = false;
+  /** Distributed mode: the rates every process of this guard name shares, by dimension. */
+  private readonly sharedBuckets: Partial<Record<Dimension, SharedBucket>> = {};
 
   constructor(private readonly deps: LimiterDeps) {
     const config = deps.config();
     this.main = new Bucket('requests', undefined, { maxConcurrent: config.limits.maxConcurrent });
     this.scopes = new ScopeLimiters(config.limits.perScope);
     this.configure(config);
+    // A 429 seen by another process pauses this one too.
+    deps.shared?.store.onPause((until) => this.pause(until - Date.now(), true));
   }
 
   /** Applies (live) configuration: concurrency, configured rates, per-scope limits. */
@@ -107,6 +120,60 @@ export class TrafficLimiter {
       }
     }
     if (previous && JSON.stringify(previous.limits.perScope) !== JSON.stringify(limits.perScope)) this.scopes.configure(limits.perScope);
+    if (this.deps.shared) {
+      for (const dim of ['requests', ...TOKEN_DIMENSIONS] as const) {
+        const perMinute = limits[CONFIG_KEY[dim]];
+        if (perMinute !== undefined) this.shareRate(dim, configuredPlan(perMinute));
+        else if (!limits.adaptive || !this.learned[dim]) this.unshareRate(dim);
+      }
+    }
+  }
+
+  /** Distributed mode: this rate is enforced across processes through Redis. */
+  private shareRate(dim: Dimension, plan: BucketPlan): void {
+    const shared = this.deps.shared;
+    if (!shared) return;
+    const bucket = this.sharedBuckets[dim];
+    if (bucket) bucket.replan(plan);
+    else this.sharedBuckets[dim] = new SharedBucket(dim, plan, shared.connection, `${shared.store.prefix}${dim}`);
+  }
+
+  private unshareRate(dim: Dimension): void {
+    const bucket = this.sharedBuckets[dim];
+    if (!bucket) return;
+    delete this.sharedBuckets[dim];
+    void bucket.close();
+  }
+
+  /**
+   * Takes a call's weight from the shared buckets. While Redis is unreachable (or when it fails
+   * mid-wait) the call goes on under the in-process limits alone, or is refused with
+   * redisFailure 'reject'. Whatever was taken is in `taken`, to give back if the call never goes.
+   */
+  private async takeShared(weights: Record<Dimension, number>, taken: SharedTaken, abandoned: () => boolean): Promise<void> {
+    const shared = this.deps.shared!;
+    if (!shared.store.healthy) {
+      if (this.deps.config().redisFailure === 'reject') throw new SharedStateUnavailableError('the shared rate limits');
+      return;
+    }
+    for (const dim of ['requests', ...TOKEN_DIMENSIONS] as const) {
+      const bucket = this.sharedBuckets[dim];
+      if (!bucket || weights[dim] <= 0) continue;
+      let offDown: (() => void) | undefined;
+      try {
+        const down = new Promise<'down'>((resolve) => (offDown = shared.store.onDown(() => resolve('down'))));
+        const got = await Promise.race([bucket.take(weights[dim]), down]);
+        if (got === 'down') throw new Error('Redis connection lost');
+        if (abandoned()) return bucket.refund(got);
+        taken.push([bucket, got]);
+      } catch (error) {
+        shared.store.commandFailed(error);
+        if (this.deps.config().redisFailure === 'reject') throw new SharedStateUnavailableError('the shared rate limits', { cause: error });
+        return;
+      } finally {
+        offDown?.();
+      }
+    }
   }
 
   /** Nothing learned yet: one request goes alone until its response's headers arrive. */
@@ -174,13 +241,24 @@ export class TrafficLimiter {
     }
 
     const started = performance.now();
-    const immediate = this.tryNow(scopeLimiters, tokenWeights);
-    if (immediate) return this.lease(immediate.grants, immediate.taken, weights, 0, scopeLimiters);
+    const sharing = this.deps.shared !== undefined && Object.keys(this.sharedBuckets).length > 0;
+    if (this.deps.shared && !this.deps.shared.store.healthy && config.redisFailure === 'reject') {
+      throw new SharedStateUnavailableError('the shared rate limits');
+    }
+    const immediate = sharing ? undefined : this.tryNow(scopeLimiters, tokenWeights);
+    if (immediate) return this.lease(immediate.grants, immediate.taken, weights, 0, scopeLimiters, []);
 
     const grants: Grant[] = [];
     const taken: Array<[Bucket, number]> = [];
+    const sharedTaken: SharedTaken = [];
     let abandoned = false;
     const steps = async (): Promise<void> => {
+      if (sharing) {
+        // Shared rates first, without holding a local slot: in Distributed mode they are the long wait.
+        while (this.pausedUntil > Date.now() && !abandoned) await this.untilResumed();
+        await this.takeShared({ requests: 1, ...tokenWeights }, sharedTaken, () => abandoned);
+        if (abandoned) return;
+      }
       for (const scoped of scopeLimiters) {
         const held = holdSlot(scoped.limiter);
         if (held instanceof Promise) this.scopes.wake(scoped);
@@ -232,6 +310,7 @@ export class TrafficLimiter {
       abandoned = true;
       for (const grant of grants) grant.undo();
       for (const [bucket, weight] of taken) bucket.refund(weight);
+      for (const [bucket, weight] of sharedTaken) bucket.refund(weight);
       throw error;
     } finally {
       clearTimeout(timer);
@@ -243,7 +322,7 @@ export class TrafficLimiter {
     if (waitedMs >= 5 && this.deps.emitter.has('rate-limited')) {
       this.deps.emitter.emit('rate-limited', { source: 'local', provider: this.deps.provider, model, waitMs: waitedMs });
     }
-    return this.lease(grants, taken, weights, waitedMs, scopeLimiters);
+    return this.lease(grants, taken, weights, waitedMs, scopeLimiters, sharedTaken);
   }
 
 
@@ -280,7 +359,7 @@ export class TrafficLimiter {
     return { grants, taken };
   }
 
-  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: ScopeLimiter[]): Lease {
+  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: ScopeLimiter[], sharedTaken: SharedTaken): Lease {
     const seq = ++this.seq;
     if (this.requestsMode === 'probing' && this.probeSeq === 0) this.probeSeq = seq;
     const dispatchedAt = new Map<Bucket, number>([[this.main, this.main.dispatched], ...taken.map(([b]) => [b, b.dispatched] as [Bucket, number])]);
@@ -309,6 +388,7 @@ export class TrafficLimiter {
         if (actualOutput === undefined) return;
         const unused = weights.output - actualOutput;
         for (const [bucket] of taken) if (bucket.name === 'outputTokens' || bucket.name === 'tokens') bucket.refund(unused);
+        for (const [bucket] of sharedTaken) if (bucket.name === 'outputTokens' || bucket.name === 'tokens') bucket.refund(unused);
       },
     };
     return lease;
@@ -357,6 +437,8 @@ export class TrafficLimiter {
       if (!configured) {
         const plan: BucketPlan = { perMinute, capacity };
         this.learned[dim] = { ...window, plan };
+        // Every process learns the same limit; the shared bucket enforces it for all of them.
+        if (this.deps.shared) this.shareRate(dim, { perMinute, capacity: Math.max(1, (window.limit / 60) * SAFETY_MARGIN) });
         if (!bucket) bucket = this.tokenBuckets[dim as TokenDimension] = new Bucket(dim, plan, {});
         if (dim === 'requests' && this.requestsMode !== 'learned') {
           this.requestsMode = 'learned';
@@ -387,9 +469,10 @@ export class TrafficLimiter {
   }
 
   /** Stops all dispatch for `ms` (a provider 429): one 429 must not become N retries at once. */
-  private pause(ms: number): void {
+  private pause(ms: number, fromPeer = false): void {
     const until = Date.now() + ms;
-    if (until <= this.pausedUntil) return;
+    if (ms <= 0 || until <= this.pausedUntil) return;
+    if (!fromPeer) void this.deps.shared?.store.publishPause(until);
     this.pausedUntil = until;
     this.main.pause();
     for (const bucket of Object.values(this.tokenBuckets)) bucket.pause();
@@ -397,7 +480,7 @@ export class TrafficLimiter {
     this.pauseTimer = setTimeout(() => this.resume(ms), ms);
     this.pauseTimer.unref();
     if (this.deps.emitter.has('rate-limited')) {
-      this.deps.emitter.emit('rate-limited', { source: 'provider', provider: this.deps.provider, waitMs: ms, reason: 'provider 429' });
+      this.deps.emitter.emit('rate-limited', { source: 'provider', provider: this.deps.provider, waitMs: ms, reason: fromPeer ? 'provider 429 seen by another process' : 'provider 429' });
     }
   }
 
@@ -442,7 +525,16 @@ export class TrafficLimiter {
     return Math.max(paused, queueMs);
   }
 
-  status(): { running: number; queued: number; paused: boolean; pausedUntil?: string; mode: Mode; learned?: Record<string, unknown>; scopes?: Record<string, number> } {
+  status(): {
+    running: number;
+    queued: number;
+    paused: boolean;
+    pausedUntil?: string;
+    mode: Mode;
+    learned?: Record<string, unknown>;
+    scopes?: Record<string, number>;
+    shared?: { redis: 'connecting' | 'up' | 'down'; rates: string[] };
+  } {
     const paused = this.pausedUntil > Date.now();
     const out: ReturnType<TrafficLimiter['status']> = { running: this.inFlight, queued: this.waiting, paused, mode: this.requestsMode };
     if (paused) out.pausedUntil = new Date(this.pausedUntil).toISOString();
@@ -451,6 +543,7 @@ export class TrafficLimiter {
     );
     if (Object.keys(learned).length) out.learned = learned;
     if (this.scopes.active) out.scopes = this.scopes.sizes();
+    if (this.deps.shared) out.shared = { redis: this.deps.shared.store.status, rates: Object.keys(this.sharedBuckets) };
     return out;
   }
 
@@ -460,6 +553,12 @@ export class TrafficLimiter {
     if (this.keepAlive) clearInterval(this.keepAlive);
     this.keepAlive = undefined;
     for (const resolve of this.resumeWaiters.splice(0)) resolve();
-    await Promise.all([this.main.close(), ...Object.values(this.tokenBuckets).map((b) => b.close()), this.scopes.close()]);
+    await Promise.all([
+      this.main.close(),
+      ...Object.values(this.tokenBuckets).map((b) => b.close()),
+      ...Object.values(this.sharedBuckets).map((b) => b.close()),
+      this.scopes.close(),
+    ]);
+    if (this.deps.shared) await Promise.resolve(this.deps.shared.connection.disconnect(false)).catch(() => {});
   }
 }

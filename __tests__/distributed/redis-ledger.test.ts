@@ -1,0 +1,120 @@
+import Redis from 'ioredis';
+import { RedisLedger } from '../../lib/money/redis-ledger';
+import type { BudgetLine } from '../../lib/money/ledger';
+import { describeWithRedis, startRedis, type RedisServer } from '../support/redis';
+
+describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
+  let redis: RedisServer;
+  let client: Redis;
+  let prefix: string;
+  beforeAll(async () => {
+    redis = await startRedis();
+    client = new Redis(redis.url);
+  });
+  afterAll(async () => {
+    client.disconnect();
+    await redis.stop();
+  });
+  beforeEach(() => {
+    prefix = `test:{${Date.now()}-${Math.random()}}:`;
+  });
+
+  const line = (key: string, limitUsd: number, windowMs = 3_600_000, hard = true): BudgetLine => ({ key, limitUsd, windowMs, hard });
+
+  it('reserves on every budget or on none, atomically, across ledgers of different processes', async () => {
+    const a = new RedisLedger(client, prefix);
+    const b = new RedisLedger(client, prefix);
+    const lines = [line('global', 1), line('user:alice', 0.3)];
+    expect((await a.reserve('1', lines, 0.2)).ok).toBe(true);
+    const refused = await b.reserve('1', lines, 0.2);
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) {
+      expect(refused.refusedBy.key).toBe('user:alice');
+      expect(refused.state.reservedUsd).toBeCloseTo(0.2, 12);
+    }
+    // The refusal reserved nothing on the global budget either.
+    const [global] = await b.read([line('global', 1)]);
+    expect(global!.reservedUsd).toBeCloseTo(0.2, 12);
+    a.close();
+    b.close();
+  });
+
+  it('100 concurrent reservations never pass a hard limit', async () => {
+    const ledgers = Array.from({ length: 4 }, () => new RedisLedger(client, prefix));
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => ledgers[i % 4]!.reserve(String(i), [line('global', 1)], 0.03)));
+    expect(results.filter((r) => r.ok)).toHaveLength(33);
+    const [state] = await ledgers[0]!.read([line('global', 1)]);
+    expect(state!.reservedUsd).toBeLessThanOrEqual(1);
+    for (const l of ledgers) l.close();
+  });
+
+  it('settles to the actual cost once: a settle sent twice charges nothing the second time', async () => {
+    const ledger = new RedisLedger(client, prefix);
+    const lines = [line('global', 1)];
+    await ledger.reserve('7', lines, 0.5);
+    await ledger.settle('7', 0.125, lines);
+    const again = await ledger.settle('7', 0.125, lines);
+    expect(again[0]!.spentUsd).toBeCloseTo(0.125, 12);
+    expect(again[0]!.reservedUsd).toBe(0);
+    ledger.close();
+  });
+
+  it("releases: nothing spent; and a crashed process's reservation expires with its TTL", async () => {
+    const crashed = new RedisLedger(client, prefix, 300);
+    const alive = new RedisLedger(client, prefix);
+    await crashed.reserve('1', [line('global', 1)], 0.9);
+    crashed.close(); // stops renewing, as a dead process would
+    expect((await alive.reserve('2', [line('global', 1)], 0.5)).ok).toBe(false);
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await alive.reserve('2', [line('global', 1)], 0.5)).ok).toBe(true);
+    await alive.release('2');
+    const [state] = await alive.read([line('global', 1)]);
+    expect(state).toMatchObject({ spentUsd: 0, reservedUsd: 0 });
+    alive.close();
+  });
+
+  it('keeps a live reservation past its TTL while the process renews it', async () => {
+    const ledger = new RedisLedger(client, prefix, 1500);
+    await ledger.reserve('1', [line('global', 1)], 0.9);
+    await new Promise((r) => setTimeout(r, 2200));
+    const [state] = await ledger.read([line('global', 1)]);
+    expect(state!.reservedUsd).toBeCloseTo(0.9, 12);
+    ledger.close();
+  });
+
+  it('slides: a charge leaves the window after it (at most 1/60 of the window late)', async () => {
+    const ledger = new RedisLedger(client, prefix);
+    const lines = [line('global', 1, 1200)];
+    await ledger.reserve('1', lines, 0.6);
+    const [settled] = await ledger.settle('1', 0.6, lines);
+    expect(settled!.spentUsd).toBeCloseTo(0.6, 12);
+    expect(settled!.nextReleaseAt).toBeGreaterThan(Date.now());
+    expect((await ledger.reserve('2', lines, 0.6)).ok).toBe(false);
+    await new Promise((r) => setTimeout(r, 1300));
+    expect((await ledger.reserve('2', lines, 0.6)).ok).toBe(true);
+    ledger.close();
+  });
+
+  it("a settle never shortens the key's life under another call's live reservation", async () => {
+    const ledger = new RedisLedger(client, prefix, 5000);
+    const lines = [line('global', 1, 1000)];
+    await ledger.reserve('long', lines, 0.4);
+    await ledger.reserve('short', lines, 0.1);
+    await ledger.settle('short', 0.1, lines);
+    await new Promise((r) => setTimeout(r, 1300));
+    const [state] = await ledger.read(lines);
+    expect(state!.reservedUsd).toBeCloseTo(0.4, 12);
+    ledger.close();
+  });
+
+  it('lets idle budget keys expire from Redis', async () => {
+    const ledger = new RedisLedger(client, prefix);
+    const lines = [line('user:bob', 1, 1000)];
+    await ledger.reserve('1', lines, 0.1);
+    await ledger.settle('1', 0.1, lines);
+    const ttl = await client.pttl(`${prefix}budget:user:bob`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(1000 + 16 + 60_000);
+    ledger.close();
+  });
+});

@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { GuardOptions } from '../../lib';
+
+export interface ReplicaSpec {
+  baseURL: string;
+  apiKey: string;
+  redisUrl: string;
+  options: GuardOptions;
+  calls: number;
+  concurrency: number;
+  model: string;
+  maxTokens: number;
+}
+
+export interface ReplicaResult {
+  ok: number;
+  errors: Record<string, number>;
+  costUsd: number;
+  provider429s: number;
+}
+
+const WORKER = join(__dirname, 'distributed-worker.ts');
+
+/** Starts `n` Node processes running the worker, lets them all go at once, and collects their reports. */
+export async function runReplicas(n: number, spec: ReplicaSpec): Promise<ReplicaResult[]> {
+  const children: ChildProcess[] = [];
+  const lines: Array<AsyncIterator<string>> = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const child = spawn(process.execPath, ['--import', 'tsx', WORKER], {
+        env: { ...process.env, WORKER_SPEC: JSON.stringify(spec) },
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      children.push(child);
+      lines.push(createInterface({ input: child.stdout! })[Symbol.asyncIterator]());
+    }
+    for (const it of lines) {
+      const first = await it.next();
+      if (first.value !== 'ready') throw new Error(`a replica did not start: ${String(first.value)}`);
+    }
+    for (const child of children) child.stdin!.write('go\n');
+    const results: ReplicaResult[] = [];
+    for (const it of lines) {
+      const report = JSON.parse((await it.next()).value as string) as ReplicaResult & { crashed?: string };
+      if (report.crashed) throw new Error(`a replica crashed: ${report.crashed}`);
+      results.push(report);
+    }
+    return results;
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill();
+  }
+}

@@ -1,0 +1,158 @@
+import { SharedStateUnavailableError } from '../errors';
+import { MemoryLedger, type BudgetLine, type BudgetState, type Ledger, type ReserveResult } from '../money/ledger';
+import { RedisLedger } from '../money/redis-ledger';
+import type { SharedStore } from './shared-store';
+
+interface Held {
+  where: 'redis' | 'local';
+  lines: BudgetLine[];
+}
+
+/**
+ * The ledger of a guard in Distributed mode: the Redis ledger while Redis answers; when it does
+ * not, `redisFailure: 'local'` carries on in process (each budget starting from what was last
+ * seen in Redis) and 'reject' refuses. Every charge Redis has not seen is replayed when it is
+ * back; a replay or a resent settle is recorded once (settled markers), so a call is never
+ * charged twice across a reconnect, and never lost.
+ */
+export class SharedLedger implements Ledger {
+  readonly redis: RedisLedger;
+  private local = new MemoryLedger();
+  private readonly held = new Map<string, Held>();
+  /** Charges Redis has not recorded yet, replayed in order when it is back. */
+  private readonly pending: Array<{ id: string; usd: number; lines: BudgetLine[] }> = [];
+  /** Keys the local ledger was started for (from their last state in Redis) in this outage. */
+  private seeded = new Set<string>();
+  private flushing: Promise<void> | undefined;
+  private readonly offUp: () => void;
+
+  constructor(
+    private readonly store: SharedStore,
+    private readonly failure: () => 'local' | 'reject',
+  ) {
+    this.redis = new RedisLedger(store.client, store.prefix);
+    this.offUp = store.onUp(() => void this.flush());
+  }
+
+  /** Charges not yet in Redis (for status and tests). */
+  get unsynced(): number {
+    return this.pending.length;
+  }
+
+  async reserve(id: string, lines: BudgetLine[], usd: number): Promise<ReserveResult> {
+    if (this.store.healthy) {
+      try {
+        const result = await this.redis.reserve(id, lines, usd);
+        if (result.ok) this.held.set(id, { where: 'redis', lines });
+        return result;
+      } catch (error) {
+        this.store.commandFailed(error);
+      }
+    }
+    if (this.failure() === 'reject') throw new SharedStateUnavailableError('the budgets');
+    this.seed(lines);
+    const result = this.local.reserve(id, lines, usd);
+    if (result.ok) this.held.set(id, { where: 'local', lines });
+    return result;
+  }
+
+  async extend(id: string, usd: number): Promise<ReserveResult> {
+    const held = this.held.get(id);
+    if (!held) return { ok: true, states: [] };
+    if (held.where === 'local') return this.local.extend(id, usd);
+    try {
+      return await this.redis.extend(id, usd);
+    } catch (error) {
+      // Redis went away mid-stream: the stream goes on; its charge is kept and replayed.
+      this.store.commandFailed(error);
+      return { ok: true, states: [] };
+    }
+  }
+
+  async settle(id: string, usd: number): Promise<BudgetState[]> {
+    const held = this.held.get(id);
+    if (!held) return [];
+    this.held.delete(id);
+    if (held.where === 'redis') {
+      try {
+        return await this.redis.settle(id, usd, held.lines);
+      } catch (error) {
+        this.store.commandFailed(error);
+        this.redis.forget(id);
+        this.chargeLocally(held.lines, usd);
+      }
+    } else {
+      this.local.settle(id, usd);
+    }
+    if (usd > 0) this.pending.push({ id, usd, lines: held.lines });
+    if (this.store.healthy) void this.flush();
+    return this.local.states(held.lines.map((l) => l.key));
+  }
+
+  async release(id: string): Promise<void> {
+    const held = this.held.get(id);
+    if (!held) return;
+    this.held.delete(id);
+    if (held.where === 'local') return this.local.release(id);
+    try {
+      await this.redis.release(id);
+    } catch (error) {
+      // Its hold in Redis expires with the reservation TTL.
+      this.store.commandFailed(error);
+      this.redis.forget(id);
+    }
+  }
+
+  states(keys?: string[], limit?: number): BudgetState[] {
+    return this.store.healthy ? this.redis.states(keys, limit) : this.local.states(keys, limit);
+  }
+
+  /** Starts a budget key in the local ledger at what Redis last said was spent and reserved. */
+  private seed(lines: BudgetLine[]): void {
+    for (const line of lines) {
+      if (this.seeded.has(line.key)) continue;
+      this.seeded.add(line.key);
+      const known = this.redis.lastKnown.get(line.key);
+      if (known) this.chargeLocally([line], known.spentUsd + known.reservedUsd);
+    }
+  }
+
+  private chargeLocally(lines: BudgetLine[], usd: number): void {
+    if (usd <= 0) return;
+    const id = `seed:${Math.random()}`;
+    this.local.reserve(id, lines.map((l) => ({ ...l, hard: false })), 0);
+    this.local.settle(id, usd);
+  }
+
+  /** Replays what Redis missed; once all is in, the outage's local books are dropped. */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = (async () => {
+      while (this.pending.length && this.store.healthy) {
+        const charge = this.pending[0]!;
+        try {
+          await this.redis.settle(charge.id, charge.usd, charge.lines);
+          this.pending.shift();
+        } catch (error) {
+          this.store.commandFailed(error);
+          return;
+        }
+      }
+      if (!this.pending.length && this.store.healthy) {
+        const stillLocal = [...this.held.values()].some((h) => h.where === 'local');
+        if (!stillLocal) {
+          this.local = new MemoryLedger();
+          this.seeded = new Set();
+        }
+      }
+    })().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  close(): void {
+    this.offUp();
+    this.redis.close();
+  }
+}

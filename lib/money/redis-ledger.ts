@@ -1,0 +1,161 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { BudgetLine, BudgetState, Ledger, ReserveResult } from './ledger';
+import { RELEASE, RESERVE, SETTLE, STATES, TOUCH } from './redis-scripts';
+
+/** A crashed process's reservations expire this long after it last renewed them. */
+export const RESERVATION_TTL_MS = 60_000;
+/** How long a settled call is remembered, so that a resent settle never charges twice. */
+const SETTLED_MARKER_TTL_MS = 6 * 3_600_000;
+
+const windowArg = (ms: number) => (ms === Infinity ? '0' : String(Math.round(ms)));
+
+/** Runs a script by its SHA, loading it on the first NOSCRIPT (after a restart or a flush). */
+async function runScript(client: Redis, script: { text: string; sha: string }, keys: string[], args: string[]): Promise<unknown> {
+  try {
+    return await client.evalsha(script.sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !/NOSCRIPT/.test(error.message)) throw error;
+    return client.eval(script.text, keys.length, ...keys, ...args);
+  }
+}
+
+const script = (text: string) => ({ text, sha: createHash('sha1').update(text).digest('hex') });
+const SCRIPTS = { reserve: script(RESERVE), settle: script(SETTLE), release: script(RELEASE), touch: script(TOUCH), states: script(STATES) };
+
+/**
+ * The ledger shared by every process of one guard name: reserve, extend, settle and release run
+ * as Lua scripts, atomic across all the budgets a call is charged to, so settled + reserved never
+ * passes a hard limit however many processes reserve at once. Reservations carry a TTL that this
+ * process renews while the call lives; a crashed process's holds expire on their own.
+ */
+export class RedisLedger implements Ledger {
+  /** Reservations this process holds: the budgets they are on (settle and release need them). */
+  private readonly held = new Map<string, BudgetLine[]>();
+  private readonly instance = randomUUID().slice(0, 12);
+  private renewTimer: ReturnType<typeof setInterval> | undefined;
+  /** The last state seen per budget key (for status() and for a fallback to start from). */
+  readonly lastKnown = new Map<string, BudgetState & { windowMs: number }>();
+
+  constructor(
+    private readonly client: Redis,
+    private readonly prefix: string,
+    private readonly ttlMs = RESERVATION_TTL_MS,
+  ) {}
+
+  private budgetKey(key: string): string {
+    return `${this.prefix}budget:${key}`;
+  }
+
+  /** Reservation ids are unique across processes: this process's id, then the call's. */
+  private rid(id: string): string {
+    return `${this.instance}:${id}`;
+  }
+
+  private parseStates(lines: BudgetLine[], flat: unknown[], offset: number): BudgetState[] {
+    const states: BudgetState[] = [];
+    for (let i = 0; offset + i * 3 + 2 < flat.length && i < lines.length; i++) {
+      const release = Number(flat[offset + i * 3 + 2]);
+      const state: BudgetState = {
+        key: lines[i]!.key,
+        spentUsd: Math.max(0, Number(flat[offset + i * 3])),
+        reservedUsd: Math.max(0, Number(flat[offset + i * 3 + 1])),
+        nextReleaseAt: release > 0 ? release : undefined,
+      };
+      states.push(state);
+      this.remember(state, lines[i]!.windowMs);
+    }
+    return states;
+  }
+
+  private remember(state: BudgetState, windowMs: number): void {
+    if (this.lastKnown.size > 10_000 && !this.lastKnown.has(state.key)) this.lastKnown.clear();
+    this.lastKnown.set(state.key, { ...state, windowMs });
+  }
+
+  private async admit(id: string, lines: BudgetLine[], usd: number, extend: boolean): Promise<ReserveResult> {
+    const args = [this.rid(id), String(usd), String(this.ttlMs), extend ? '1' : '0'];
+    for (const line of lines) args.push(String(line.limitUsd), windowArg(line.windowMs), line.hard ? '1' : '0');
+    const reply = (await runScript(this.client, SCRIPTS.reserve, lines.map((l) => this.budgetKey(l.key)), args)) as unknown[];
+    if (Number(reply[0]) === 1) return { ok: true, states: this.parseStates(lines, reply, 1) };
+    const index = Number(reply[1]) - 1;
+    const states = this.parseStates(lines, reply, 2);
+    return { ok: false, refusedBy: lines[index]!, state: states[index]!, states };
+  }
+
+  async reserve(id: string, lines: BudgetLine[], usd: number): Promise<ReserveResult> {
+    const result = await this.admit(id, lines, usd, false);
+    if (result.ok) {
+      this.held.set(id, lines);
+      this.startRenewing();
+    }
+    return result;
+  }
+
+  async extend(id: string, usd: number): Promise<ReserveResult> {
+    const lines = this.held.get(id);
+    if (!lines) return { ok: true, states: [] };
+    return this.admit(id, lines, usd, true);
+  }
+
+  /** Settles a reservation of this process; with `lines`, charges a call reserved elsewhere (a replay). */
+  async settle(id: string, usd: number, lines = this.held.get(id)): Promise<BudgetState[]> {
+    if (!lines) return [];
+    const keys = [...lines.map((l) => this.budgetKey(l.key)), `${this.prefix}settled:${this.rid(id)}`];
+    const reply = (await runScript(this.client, SCRIPTS.settle, keys, [this.rid(id), String(usd), String(SETTLED_MARKER_TTL_MS), ...lines.map((l) => windowArg(l.windowMs))])) as unknown[];
+    this.forget(id);
+    return this.parseStates(lines, reply, 0);
+  }
+
+  async release(id: string): Promise<void> {
+    const lines = this.held.get(id);
+    if (!lines) return;
+    await runScript(this.client, SCRIPTS.release, lines.map((l) => this.budgetKey(l.key)), [this.rid(id)]);
+    this.forget(id);
+  }
+
+  /** Drops a reservation from this process's books only (Redis lets it expire). */
+  forget(id: string): void {
+    this.held.delete(id);
+    if (this.held.size === 0 && this.renewTimer) {
+      clearInterval(this.renewTimer);
+      this.renewTimer = undefined;
+    }
+  }
+
+  /** States of the given keys read from Redis (windows as in `lines`). */
+  async read(lines: Array<Pick<BudgetLine, 'key' | 'windowMs'>>): Promise<BudgetState[]> {
+    if (!lines.length) return [];
+    const reply = (await runScript(this.client, SCRIPTS.states, lines.map((l) => this.budgetKey(l.key)), lines.map((l) => windowArg(l.windowMs)))) as unknown[];
+    return this.parseStates(lines as BudgetLine[], reply, 0);
+  }
+
+  /** What this process last saw of each budget key (most spent first): status() cannot wait on Redis. */
+  states(keys?: string[], limit = 100): BudgetState[] {
+    const all = keys ? keys.map((k) => this.lastKnown.get(k)).filter((s) => s !== undefined) : [...this.lastKnown.values()];
+    return all
+      .map(({ windowMs: _w, ...state }) => state)
+      .sort((a, b) => b.spentUsd + b.reservedUsd - (a.spentUsd + a.reservedUsd))
+      .slice(0, limit);
+  }
+
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /** Renews this process's live reservations a few times per TTL, while there are any. */
+  private startRenewing(): void {
+    if (this.renewTimer) return;
+    this.renewTimer = setInterval(() => {
+      for (const [id, lines] of this.held) {
+        runScript(this.client, SCRIPTS.touch, lines.map((l) => this.budgetKey(l.key)), [this.rid(id), String(this.ttlMs)]).catch(() => {});
+      }
+    }, Math.max(1000, Math.floor(this.ttlMs / 3)));
+    this.renewTimer.unref();
+  }
+
+  close(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+}

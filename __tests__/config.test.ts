@@ -217,13 +217,23 @@ describe('LLM_GUARD_ENABLED=false', () => {
   });
 });
 
-describe('settings not built yet', () => {
-  test('a Redis URL is accepted but says plainly that limits and budgets stay in process', async () => {
-    const warnings: string[] = [];
-    const logger: Logger = { debug() {}, info() {}, warn: (_f, message) => warnings.push(message), error() {} };
-    await withEnv({ LLM_GUARD_REDIS_URL: 'redis://localhost:6379' }, () => {
-      createGuardedClient(anthropicFor(fake()), { logger });
-    });
-    expect(warnings).toEqual([expect.stringContaining('Distributed mode is not built yet')]);
+describe('Distributed mode settings', () => {
+  test('LLM_GUARD_REDIS_URL turns on the shared state; its password never shows', async () => {
+    const client = await withEnv({ LLM_GUARD_REDIS_URL: 'redis://app:s3cret@127.0.0.1:1', LLM_GUARD_REDIS_FAILURE: 'reject', LLM_GUARD_LOG_LEVEL: 'silent' }, () =>
+      createGuardedClient(anthropicFor(fake())),
+    );
+    const status = client.guard.status();
+    expect(status.shared).toMatchObject({ where: 'redis://***@127.0.0.1:1', prefix: 'guarded-llm:{default}:' });
+    expect(status.sources.redis).toBe('LLM_GUARD_REDIS_URL');
+    expect(status.config.redisFailure).toBe('reject');
+    expect(JSON.stringify(status)).not.toContain('s3cret');
+    await client.guard.close();
+  });
+
+  test('name and redis are fixed for the life of a client', async () => {
+    const client = createGuardedClient(anthropicFor(fake()));
+    expect(() => client.guard.updateConfig({ name: 'other' })).toThrow(GuardConfigError);
+    expect(() => client.guard.updateConfig({ redis: 'redis://127.0.0.1:1' })).toThrow(/fixed for the life of the client/);
+    await client.guard.close();
   });
 });

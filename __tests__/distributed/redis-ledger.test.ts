@@ -1,19 +1,17 @@
 import Redis from 'ioredis';
 import { RedisLedger } from '../../lib/money/redis-ledger';
 import type { BudgetLine } from '../../lib/money/ledger';
-import { describeWithRedis, startRedis, type RedisServer } from '../support/redis';
+import { describeWithRedis, useRedisServer } from '../support/redis';
 
 describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
-  let redis: RedisServer;
+  const server = useRedisServer();
   let client: Redis;
   let prefix: string;
-  beforeAll(async () => {
-    redis = await startRedis();
-    client = new Redis(redis.url);
+  beforeAll(() => {
+    client = new Redis(server().url);
   });
-  afterAll(async () => {
+  afterAll(() => {
     client.disconnect();
-    await redis.stop();
   });
   beforeEach(() => {
     prefix = `test:{${Date.now()}-${Math.random()}}:`;

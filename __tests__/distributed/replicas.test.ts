@@ -1,25 +1,19 @@
 import { ANTHROPIC_KEY, CLAUDE, useFakeProvider } from '../support/clients';
-import { describeWithRedis, startRedis, type RedisServer } from '../support/redis';
+import { describeWithRedis, useRedisServer } from '../support/redis';
 import { runReplicas } from '../support/replicas';
 
 jest.setTimeout(60_000);
 
 describeWithRedis('three processes sharing one guard through Redis', () => {
   const fake = useFakeProvider();
-  let redis: RedisServer;
-  beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis.stop();
-  });
+  const redis = useRedisServer();
 
   it('hold one 30 requests/s limit together: arrivals within ±5% of 30/s, no 429', async () => {
     fake().configure({ limits: { requestsPerMinute: 1800 } });
     const results = await runReplicas(3, {
       baseURL: fake().anthropicBaseURL,
       apiKey: ANTHROPIC_KEY,
-      redisUrl: redis.url,
+      redisUrl: redis().url,
       options: { name: `rate-${Date.now()}`, limits: { requestsPerMinute: 1800, maxConcurrent: 20 }, cost: { budgets: [] } },
       calls: 70,
       concurrency: 20,
@@ -41,7 +35,7 @@ describeWithRedis('three processes sharing one guard through Redis', () => {
     const results = await runReplicas(3, {
       baseURL: fake().anthropicBaseURL,
       apiKey: ANTHROPIC_KEY,
-      redisUrl: redis.url,
+      redisUrl: redis().url,
       options: { name: `budget-${Date.now()}`, cost: { budgets: [{ scope: 'global', limitUsd: budget, window: '1h' }] } },
       calls: 50,
       concurrency: 50,

@@ -9,7 +9,7 @@ import { createGuardedClient, type GuardOptions } from '../../lib';
 interface WorkerSpec {
   baseURL: string;
   apiKey: string;
-  redisUrl: string;
+  redisUrl?: string;
   options: GuardOptions;
   calls: number;
   concurrency: number;
@@ -19,11 +19,12 @@ interface WorkerSpec {
 
 async function main(): Promise<void> {
   const spec = JSON.parse(process.env.WORKER_SPEC!) as WorkerSpec;
-  const client = createGuardedClient(new Anthropic({ apiKey: spec.apiKey, baseURL: spec.baseURL }), { ...spec.options, redis: spec.redisUrl });
-  for (let i = 0; i < 100 && client.guard.status().shared?.redis !== 'up'; i++) await new Promise((r) => setTimeout(r, 50));
+  const client = createGuardedClient(new Anthropic({ apiKey: spec.apiKey, baseURL: spec.baseURL }), { ...spec.options, ...(spec.redisUrl ? { redis: spec.redisUrl } : {}) });
+  for (let i = 0; i < 100 && spec.redisUrl && client.guard.status().shared?.redis !== 'up'; i++) await new Promise((r) => setTimeout(r, 50));
   process.stdout.write('ready\n');
   await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
 
+  const started = performance.now();
   const errors: Record<string, number> = {};
   let ok = 0;
   let next = 0;
@@ -40,9 +41,10 @@ async function main(): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: spec.concurrency }, run));
+  const elapsedMs = performance.now() - started;
   const status = client.guard.status();
   await client.guard.close();
-  process.stdout.write(JSON.stringify({ ok, errors, costUsd: status.totals.costUsd, provider429s: status.totals.provider429s }) + '\n');
+  process.stdout.write(JSON.stringify({ ok, errors, costUsd: status.totals.costUsd, provider429s: status.totals.provider429s, elapsedMs }) + '\n');
 }
 
 main().catch((error) => {

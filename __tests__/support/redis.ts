@@ -102,3 +102,15 @@ export async function startRedis(): Promise<RedisServer> {
   await start();
   return { url: `redis://127.0.0.1:${port}`, owned: true, kill, restart: start, stop: kill };
 }
+
+/** A Redis for the enclosing describe: started before its tests, stopped after. */
+export function useRedisServer(): () => RedisServer {
+  let server: RedisServer | undefined;
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  return () => server!;
+}

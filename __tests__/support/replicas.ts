@@ -6,7 +6,8 @@ import type { GuardOptions } from '../../lib';
 export interface ReplicaSpec {
   baseURL: string;
   apiKey: string;
-  redisUrl: string;
+  /** Without it the replica keeps its limits and budgets to itself (the baselines of the bench). */
+  redisUrl?: string;
   options: GuardOptions;
   calls: number;
   concurrency: number;
@@ -19,18 +20,24 @@ export interface ReplicaResult {
   errors: Record<string, number>;
   costUsd: number;
   provider429s: number;
+  /** From "go" to its last call's end. */
+  elapsedMs: number;
 }
 
 const WORKER = join(__dirname, 'distributed-worker.ts');
 
-/** Starts `n` Node processes running the worker, lets them all go at once, and collects their reports. */
-export async function runReplicas(n: number, spec: ReplicaSpec): Promise<ReplicaResult[]> {
+/**
+ * Starts `n` Node processes running the worker (or one per spec, given a list), lets them all go
+ * at once, and collects their reports.
+ */
+export async function runReplicas(n: number, spec: ReplicaSpec | ReplicaSpec[]): Promise<ReplicaResult[]> {
+  const specs = Array.isArray(spec) ? spec : Array.from({ length: n }, () => spec);
   const children: ChildProcess[] = [];
   const lines: Array<AsyncIterator<string>> = [];
   try {
-    for (let i = 0; i < n; i++) {
+    for (const one of specs) {
       const child = spawn(process.execPath, ['--import', 'tsx', WORKER], {
-        env: { ...process.env, WORKER_SPEC: JSON.stringify(spec) },
+        env: { ...process.env, WORKER_SPEC: JSON.stringify(one) },
         stdio: ['pipe', 'pipe', 'inherit'],
       });
       children.push(child);

@@ -70,8 +70,8 @@ export const SETTINGS = [
   { path: 'cost.unpricedModel', env: 'UNPRICED_MODEL', type: { kind: 'enum', values: ['conservative', 'reject', 'allow'] }, default: 'conservative', description: "price an unknown model as the provider's dearest known model; or reject / allow" },
   { path: 'cost.pricesFile', env: 'PRICES_FILE', type: { kind: 'string' }, default: undefined, description: 'JSON of price overrides' },
   { path: 'cost.exactInputTokens', env: 'EXACT_INPUT_TOKENS', type: bool, default: false, description: "count input with the provider's token counter before the call (networked)" },
-  { path: 'redis', env: 'REDIS_URL', type: { kind: 'string', pattern: /^rediss?:\/\/./, patternText: 'a redis:// or rediss:// URL' }, default: undefined, description: 'shared limits and budgets across processes (Distributed mode: not in this version yet; a warning says so)' },
-  { path: 'redisFailure', env: 'REDIS_FAILURE', type: { kind: 'enum', values: ['local', 'reject'] }, default: 'local', description: 'when Redis is down: carry on in-process, or refuse calls (Distributed mode, not yet)' },
+  { path: 'redis', env: 'REDIS_URL', type: { kind: 'string', pattern: /^rediss?:\/\/./, patternText: 'a redis:// or rediss:// URL' }, default: undefined, description: 'shared rate limits, budgets and 429 pauses across processes (needs the ioredis package)' },
+  { path: 'redisFailure', env: 'REDIS_FAILURE', type: { kind: 'enum', values: ['local', 'reject'] }, default: 'local', description: 'when Redis is down: carry on with in-process limits and budgets (replayed to Redis when it is back), or refuse calls' },
   { path: 'logLevel', env: 'LOG_LEVEL', type: { kind: 'enum', values: ['debug', 'info', 'warn', 'error', 'silent'] }, default: 'warn', description: 'console logger level (ignored with a custom `logger`)' },
 ] as const satisfies readonly Setting[];
 

@@ -77,7 +77,9 @@ export class SharedBucket {
         clearDatastore: false,
         timeout: KEY_TIMEOUT_MS,
         heartbeatInterval,
-        reservoir: refill.reservoirIncreaseMaximum,
+        // Empty at first, also when Bottleneck recreates lost keys: a bucket whose history is
+        // gone must not hand out a full burst to a provider that may have none left.
+        reservoir: 0,
         ...refill,
       }),
     );

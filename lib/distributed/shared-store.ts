@@ -185,7 +185,10 @@ export class SharedStore {
       const until = Number(message);
       if (Number.isFinite(until)) this.pauseListener?.(until);
     });
-    subscriber.subscribe(`${this.prefix}${PAUSE_CHANNEL}`).catch(() => {});
+    // Subscribed on every (re)connect: commands sent before it would fail (no offline queue).
+    const subscribe = () => void subscriber.subscribe(`${this.prefix}${PAUSE_CHANNEL}`).catch(() => {});
+    subscriber.on('ready', subscribe);
+    if (subscriber.status === 'ready') subscribe();
     void this.readPause();
   }
 

@@ -267,6 +267,7 @@ const RECOVERABLE = /(SETTINGS_KEY_NOT_FOUND|UNKNOWN_CLIENT)$/;
 
 interface ConnectionInternals {
   __scriptArgs__(name: string, id: string, args: unknown[], cb: (err: Error | null, replies?: unknown) => void): unknown[];
+  limiters: Record<string, { _store: { runScript(name: string, args: unknown[]): Promise<unknown>; prepareInitSettings(clear: boolean): unknown[] } } | undefined>;
 }
 
 /**
@@ -275,6 +276,9 @@ interface ConnectionInternals {
  *    job fails for good (upstream #205/#212/#219; the fix, PR #215, never merged). Fixed on
  *    the connection this package makes: the message is reduced to the bare code, and
  *    Bottleneck's own recovery (re-init the keys, register the client again) runs as intended.
+ *    Its heartbeat, though, ignores missing keys instead of recreating them, so calls already
+ *    queued would wait forever for a refill nobody computes: a heartbeat that finds its keys
+ *    gone re-inits them too.
  */
 export function fixRedisErrors(connection: Bottleneck.IORedisConnection): Bottleneck.IORedisConnection {
   const c = connection as unknown as ConnectionInternals;
@@ -282,7 +286,13 @@ export function fixRedisErrors(connection: Bottleneck.IORedisConnection): Bottle
   c.__scriptArgs__ = (name, id, args, cb) =>
     scriptArgs(name, id, args, (err, replies) => {
       const match = err && RECOVERABLE.exec(err.message);
-      if (match) err!.message = match[1]!;
+      if (match) {
+        err!.message = match[1]!;
+        const store = c.limiters[`b_${id}`]?._store;
+        if (name === 'heartbeat' && store) {
+          void store.runScript('init', store.prepareInitSettings(false)).then(() => store.runScript('heartbeat', [])).catch(() => {});
+        }
+      }
       cb(err, replies);
     });
   return connection;

@@ -7,6 +7,12 @@ import { adjustReservoir, fastLimiter, freeNow, localReservoir, setHeartbeat, se
  */
 export const SAFETY_MARGIN = 0.98;
 
+/**
+ * How far apart two calls may leave here and still reach the provider in the other order, or
+ * one call's trip may outlast another's (a new connection, a GC pause).
+ */
+export const NETWORK_JITTER_MS = 25;
+
 /** A per-minute rate as a token bucket: refilled at rate/60 per second, holding `capacity`. */
 export interface BucketPlan {
   perMinute: number;
@@ -63,28 +69,40 @@ export class Bucket {
 
   /** Waits until `weight` can go (at once when nothing waits and there is room). */
   async take(weight: number): Promise<void> {
-    const burst = this.plan?.capacity;
-    const now = burst === undefined ? weight : Math.min(weight, burst);
+    const now = this.burstPart(weight);
     if (weight > 0) {
       // A reservoir-only limiter: the taken weight is not held, so it is freed at once.
       if (takeNow(this.limiter, now)) freeNow(this.limiter, now);
       else await this.limiter.schedule({ weight: now }, () => Promise.resolve());
     }
-    const debt = weight - now;
-    if (debt > 0) adjustReservoir(this.limiter, -debt);
-    this.countDispatch(weight);
+    this.afterTake(weight, now);
   }
 
   /** Takes `weight` at once if nothing waits and there is room (with debt as in take()). */
   takeNow(weight: number): boolean {
-    const burst = this.plan?.capacity;
-    const now = burst === undefined ? weight : Math.min(weight, burst);
+    const now = this.burstPart(weight);
     if (!takeNow(this.limiter, now)) return false;
     freeNow(this.limiter, now);
-    const debt = weight - now;
+    this.afterTake(weight, now);
+    return true;
+  }
+
+  /** What must be in the bucket for `weight` to go: all of it, or a full bucket for a heavier call. */
+  private burstPart(weight: number): number {
+    const burst = this.plan?.capacity;
+    return burst === undefined ? weight : Math.min(weight, burst);
+  }
+
+  /**
+   * The part of a heavy call beyond the burst is left as debt. Such a call also needed the
+   * provider's bucket brim-full, where 2% of margin is only a few ms after a refund: the debt
+   * also covers a network jitter's worth of refill, so the next call cannot beat the provider's.
+   */
+  private afterTake(weight: number, now: number): void {
+    const plan = this.plan;
+    const debt = weight - now + (plan && weight >= plan.capacity ? (plan.perMinute / 60_000) * NETWORK_JITTER_MS : 0);
     if (debt > 0) adjustReservoir(this.limiter, -debt);
     this.countDispatch(weight);
-    return true;
   }
 
   /** Records weight let through now. */

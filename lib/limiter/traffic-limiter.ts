@@ -3,7 +3,7 @@ import { RateLimitExceededError } from '../errors';
 import type { GuardEmitter } from '../events';
 import type { LimitWindow, ProviderAdapter, RateLimitSnapshot } from '../providers/adapter';
 import type { GuardScope } from '../scope';
-import { Bucket, SAFETY_MARGIN, configuredPlan, type BucketPlan } from './bucket';
+import { Bucket, NETWORK_JITTER_MS, SAFETY_MARGIN, configuredPlan, type BucketPlan } from './bucket';
 import { ScopeLimiters, holdSlot, takeSlotNow, type Grant, type ScopeLimiter } from './scope-limiters';
 import type Bottleneck from 'bottleneck';
 import { SharedBucket } from '../distributed/shared-bucket';
@@ -46,8 +46,6 @@ export interface LimiterDeps {
 
 type Mode = 'configured' | 'probing' | 'learned' | 'unlimited';
 
-/** How far apart two calls may leave here and still reach the provider in the other order. */
-const REORDER_WINDOW_MS = 25;
 
 /** What a call took from the shared (Redis) buckets, given back if it never goes. */
 type SharedTaken = Array<[SharedBucket, number]>;
@@ -454,7 +452,7 @@ export class TrafficLimiter {
       const left = window.remaining - after;
       // Calls that left just before this one may reach the provider after it (network jitter):
       // its count then misses them, so it may lower our estimate but not raise it.
-      const justBefore = bucket.dispatchedSince(lease.dispatchedTime - REORDER_WINDOW_MS) - (lease.weights.get(bucket) ?? 0) - after;
+      const justBefore = bucket.dispatchedSince(lease.dispatchedTime - NETWORK_JITTER_MS) - (lease.weights.get(bucket) ?? 0) - after;
       if (configured) bucket.lowerTo(left);
       else bucket.syncRemaining(left, justBefore <= 0);
     }

@@ -1,0 +1,164 @@
+import Bottleneck from 'bottleneck';
+import Redis from 'ioredis';
+import { createGuardedClient, SharedStateUnavailableError, type GuardEventMap } from '../../lib';
+import { SharedBucket, sharedConnection } from '../../lib/distributed/shared-bucket';
+import { configuredPlan } from '../../lib/limiter/bucket';
+import { anthropicFor, CLAUDE, hello, useFakeProvider } from '../support/clients';
+import { describeWithRedis, useRedisServer } from '../support/redis';
+
+jest.setTimeout(30_000);
+
+const until = async (check: () => boolean, ms = 5000) => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describeWithRedis('shared limits through Redis', () => {
+  const fake = useFakeProvider();
+  const server = useRedisServer();
+  let admin: Redis;
+  beforeAll(() => {
+    admin = new Redis(server().url);
+  });
+  afterAll(() => {
+    admin.disconnect();
+  });
+
+  const guarded = (name: string, options: Parameters<typeof createGuardedClient>[1] = {}) =>
+    createGuardedClient(anthropicFor(fake()), { name, redis: server().url, ...options });
+  const call = (client: ReturnType<typeof guarded>) => client.messages.create({ model: CLAUDE, max_tokens: 32, messages: hello });
+
+  it("recovers when its Redis keys vanish (Bottleneck's Redis-7 bug, fixed on our connection)", async () => {
+    const id = `guarded-llm:{vanish-${Date.now()}}:requests`;
+    const connection = sharedConnection(admin);
+    const bucket = new SharedBucket('requests', configuredPlan(6000), connection, id);
+    await expect(bucket.take(1)).resolves.toBe(1);
+    await admin.flushall();
+    await expect(bucket.take(1)).resolves.toBe(1);
+    expect(await admin.exists(`b_${id}_settings`)).toBe(1);
+    await bucket.close();
+    await Promise.resolve(connection.disconnect(false));
+  });
+
+  it('the stock Bottleneck on this Redis really has the bug the fix is for (Redis 7+)', async () => {
+    const major = Number(/redis_version:(\d+)/.exec(await admin.info('server'))![1]);
+    const raw = new Bottleneck({ datastore: 'ioredis', clientOptions: { host: '127.0.0.1', port: Number(new URL(server().url).port) }, id: `raw-${Date.now()}` });
+    raw.on('error', () => {});
+    await raw.schedule(() => Promise.resolve());
+    await admin.flushall();
+    const again = raw.schedule(() => Promise.resolve());
+    if (major >= 7) await expect(again).rejects.toThrow(/SETTINGS_KEY_NOT_FOUND/);
+    else await expect(again).resolves.toBeUndefined();
+    await raw.disconnect(false);
+  });
+
+  it('keeps enforcing the shared rate after its keys are deleted mid-run', async () => {
+    fake().configure({ limits: { requestsPerMinute: 600 } });
+    const name = `midrun-${Date.now()}`;
+    const a = guarded(name, { limits: { requestsPerMinute: 600 } });
+    const b = guarded(name, { limits: { requestsPerMinute: 600 } });
+    await until(() => a.guard.status().shared?.redis === 'up' && b.guard.status().shared?.redis === 'up');
+    const calls = Array.from({ length: 40 }, (_, i) => call(i % 2 ? a : b));
+    await until(() => fake().stats.requests >= 15);
+    await admin.flushall();
+    await Promise.all(calls);
+    expect(fake().stats.byStatus[429]).toBeUndefined();
+    // Two guards on local limits alone would go at twice the rate.
+    const arrivals = fake().stats.arrivals;
+    const steady = arrivals.filter((t) => t >= arrivals[0]! + 1000);
+    expect((steady.length - 1) / ((steady[steady.length - 1]! - steady[0]!) / 1000)).toBeLessThanOrEqual(10.5);
+    await Promise.all([a.guard.close(), b.guard.close()]);
+  });
+
+  it('a 429 seen by one process pauses the others until its Retry-After', async () => {
+    const name = `pause-${Date.now()}`;
+    const a = guarded(name, { limits: { requestsPerMinute: 6000 } });
+    const b = guarded(name, { limits: { requestsPerMinute: 6000 } });
+    await until(() => a.guard.status().shared?.redis === 'up' && b.guard.status().shared?.redis === 'up');
+    const seen: Array<GuardEventMap['rate-limited']> = [];
+    b.guard.on('rate-limited', (e) => seen.push(e));
+    fake().fault({ status: 429, headers: { 'retry-after': '1' } });
+    const first = call(a);
+    await until(() => fake().stats.byStatus[429] === 1);
+    const limitedAt = fake().stats.arrivals[0]!;
+    await until(() => b.guard.status().limiter.paused, 1000);
+    await call(b);
+    await first;
+    const bArrival = fake().records.filter((r) => r.status === 200).map((r) => r.at).sort((x, y) => x - y)[0]!;
+    expect(bArrival - limitedAt).toBeGreaterThanOrEqual(900);
+    expect(seen.some((e) => e.source === 'provider' && /another process/.test(e.reason ?? ''))).toBe(true);
+    await Promise.all([a.guard.close(), b.guard.close()]);
+  });
+
+  it('shows a Redis URL without its password', async () => {
+    const client = createGuardedClient(anthropicFor(fake()), { redis: 'redis://app:hunter2@127.0.0.1:1', logLevel: 'silent' });
+    const status = JSON.stringify(client.guard.status());
+    expect(status).not.toContain('hunter2');
+    expect(status).toContain('redis://***@127.0.0.1:1');
+    await client.guard.close();
+  });
+});
+
+describeWithRedis('when Redis goes away', () => {
+  const fake = useFakeProvider();
+  const server = useRedisServer();
+
+  it("carries on in process, then replays the outage's charges into Redis once when it is back", async () => {
+    const name = `outage-${Date.now()}`;
+    const client = createGuardedClient(anthropicFor(fake()), {
+      name,
+      redis: server().url,
+      logLevel: 'silent',
+      limits: { requestsPerMinute: 6000 },
+      cost: { budgets: [{ scope: 'global', limitUsd: 1, window: '1h' }] },
+    });
+    const states: string[] = [];
+    client.guard.on('redis', (e) => states.push(e.state));
+    let outageCost = 0;
+    let inOutage = false;
+    client.guard.on('cost', (e) => {
+      if (inOutage) outageCost += e.usd;
+    });
+    await until(() => client.guard.status().shared?.redis === 'up');
+    await client.messages.create({ model: CLAUDE, max_tokens: 32, messages: hello });
+    await until(() => (client.guard.status().budgets[0]?.spentUsd ?? 0) > 0); // settled in Redis
+
+    await server().kill();
+    await until(() => client.guard.status().shared?.redis === 'down');
+    inOutage = true;
+    for (let i = 0; i < 5; i++) await client.messages.create({ model: CLAUDE, max_tokens: 32, messages: hello });
+    inOutage = false;
+    expect(fake().stats.requests).toBe(6);
+    expect(client.guard.status().shared?.unsyncedCharges).toBe(5);
+    expect(client.guard.status().budgets[0]!.spentUsd).toBeGreaterThanOrEqual(outageCost);
+
+    await server().restart();
+    await until(() => client.guard.status().shared?.redis === 'up' && client.guard.status().shared?.unsyncedCharges === 0, 10_000);
+    expect(states).toEqual(['down', 'up']);
+    // The restarted (empty) Redis now holds exactly the outage's charges: each once.
+    const check = new Redis(server().url);
+    const fields = await check.hgetall(`guarded-llm:{${name}}:budget:global`);
+    check.disconnect();
+    const spent = Object.entries(fields).filter(([f]) => f.startsWith('s:')).reduce((n, [, v]) => n + Number(v), 0);
+    expect(spent).toBeCloseTo(outageCost, 12);
+    await client.guard.close();
+  });
+
+  it("with redisFailure 'reject', refuses calls while Redis is down and sends nothing", async () => {
+    const client = createGuardedClient(anthropicFor(fake()), { name: `reject-${Date.now()}`, redis: server().url, redisFailure: 'reject', logLevel: 'silent', limits: { requestsPerMinute: 6000 } });
+    await until(() => client.guard.status().shared?.redis === 'up');
+    await server().kill();
+    await until(() => client.guard.status().shared?.redis === 'down');
+    const error = await client.messages.create({ model: CLAUDE, max_tokens: 32, messages: hello }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SharedStateUnavailableError);
+    expect((error as SharedStateUnavailableError).httpStatus).toBe(503);
+    expect(fake().stats.requests).toBe(0);
+    await server().restart();
+    await until(() => client.guard.status().shared?.redis === 'up', 10_000);
+    await expect(client.messages.create({ model: CLAUDE, max_tokens: 32, messages: hello })).resolves.toBeDefined();
+    await client.guard.close();
+  });
+});

@@ -1,0 +1,103 @@
+/**
+ * Distributed mode: (a) goodput of three replica processes against one provider limit — sharing
+ * it through Redis, against the two things teams do without it (give every replica the
+ * provider's limit; split it statically); (b) ledger reserve+settle operations per second.
+ */
+import Redis from 'ioredis';
+import { startFakeProvider } from '../lib/testing';
+import { MemoryLedger, type BudgetLine, type Ledger } from '../lib/money/ledger';
+import { RedisLedger } from '../lib/money/redis-ledger';
+import { startRedis } from '../__tests__/support/redis';
+import { runReplicas, type ReplicaSpec } from '../__tests__/support/replicas';
+import { fmt, table } from './support';
+
+const RATE = 30; // the provider's limit, requests per second
+const LOADS = [100, 50, 30]; // uneven: one busy replica, two quieter ones
+
+async function goodput(redisUrl: string, log: (line: string) => void): Promise<string> {
+  const total = LOADS.reduce((a, b) => a + b, 0);
+  // The whole load at the provider's rate, after its one-second burst.
+  const idealMs = ((total - RATE) / RATE) * 1000;
+  const variants: Array<{ label: string; spec: (calls: number, i: number) => Partial<ReplicaSpec> }> = [
+    { label: 'each replica set to the provider’s limit (no sharing)', spec: () => ({ options: { limits: { requestsPerMinute: RATE * 60, maxConcurrent: 20 }, cost: { budgets: [] } } }) },
+    { label: 'limit split statically (⅓ each)', spec: () => ({ options: { limits: { requestsPerMinute: (RATE * 60) / 3, maxConcurrent: 20 }, cost: { budgets: [] } } }) },
+    {
+      label: '**shared through Redis**',
+      spec: () => ({ redisUrl, options: { name: `bench-${Date.now()}`, limits: { requestsPerMinute: RATE * 60, maxConcurrent: 20 }, cost: { budgets: [] } } }),
+    },
+  ];
+  const rows: Array<Array<string | number>> = [];
+  for (const variant of variants) {
+    const fake = await startFakeProvider({ limits: { requestsPerMinute: RATE * 60 }, outputTokens: 16 });
+    const name = `bench-${Date.now()}`;
+    const specs = LOADS.map((calls, i) => {
+      const extra = variant.spec(calls, i);
+      return {
+        baseURL: fake.anthropicBaseURL,
+        apiKey: 'sk-ant-bench',
+        calls,
+        concurrency: 20,
+        model: 'claude-haiku-4-5',
+        maxTokens: 32,
+        ...extra,
+        options: { ...extra.options, ...(extra.redisUrl ? { name } : {}) },
+      } as ReplicaSpec;
+    });
+    const results = await runReplicas(specs.length, specs);
+    const wallMs = Math.max(...results.map((r) => r.elapsedMs));
+    const ok = results.reduce((n, r) => n + r.ok, 0);
+    const failed = total - ok;
+    const limited = fake.stats.byStatus[429] ?? 0;
+    rows.push([variant.label, fmt(wallMs / idealMs), limited, failed]);
+    log(`  ${variant.label}: ${fmt(wallMs / 1000)} s (${fmt(wallMs / idealMs)}× ideal), ${limited} × 429, ${failed} failed`);
+    await fake.close();
+  }
+  return (
+    `3 replica processes (${LOADS.join(' / ')} calls, 20 at a time each) against a provider limited to ${RATE} requests/s ` +
+    `(1 s burst); time of the slowest replica over the ideal ${fmt(idealMs / 1000)} s.\n\n` +
+    table(['replicas', '× ideal time', 'provider 429s', 'failed calls'], rows)
+  );
+}
+
+async function ledgerOps(redisUrl: string, log: (line: string) => void): Promise<string> {
+  const lines: BudgetLine[] = [
+    { key: 'global', limitUsd: 1e9, windowMs: 3_600_000, hard: true },
+    { key: 'user:alice', limitUsd: 1e9, windowMs: 86_400_000, hard: true },
+  ];
+  const client = new Redis(redisUrl);
+  const measure = async (ledger: Ledger, label: string, n: number, concurrency: number) => {
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < n) {
+          const id = String(next++);
+          await ledger.reserve(id, lines, 0.01);
+          await ledger.settle(id, 0.004);
+        }
+      }),
+    );
+    const perSecond = n / ((performance.now() - started) / 1000);
+    log(`  ${label}: ${fmt(perSecond, 0)} reserve+settle/s`);
+    return [label, concurrency, fmt(perSecond, 0)];
+  };
+  const prefix = `bench:{${Date.now()}}:`;
+  const rows = [
+    await measure(new MemoryLedger(), 'in memory', 200_000, 1),
+    await measure(new RedisLedger(client, prefix), 'Redis (Lua), one at a time', 3000, 1),
+    await measure(new RedisLedger(client, `${prefix}b:`), 'Redis (Lua), 50 concurrent', 20_000, 50),
+  ];
+  client.disconnect();
+  return `Reserve then settle on two budgets (global + user), local redis-server over loopback.\n\n${table(['ledger', 'concurrency', 'reserve+settle per second'], rows)}`;
+}
+
+export async function runDistributed(log: (line: string) => void = console.log): Promise<{ markdown: string }> {
+  const redis = await startRedis();
+  try {
+    const a = await goodput(redis.url, log);
+    const b = await ledgerOps(redis.url, log);
+    return { markdown: `${a}\n\n${b}` };
+  } finally {
+    await redis.stop();
+  }
+}

@@ -65,5 +65,5 @@ createGuardedClient(new OpenAI(), { retry: 3, breaker: false, cost: { budgets: [
 
 // Errors narrow.
 declare const err: unknown;
-if (isGuardError(err)) expectTypeOf(err.code).toEqualTypeOf<'rate_limited' | 'budget_exceeded' | 'circuit_open' | 'invalid_config' | 'unpriced_model'>();
+if (isGuardError(err)) expectTypeOf(err.code).toEqualTypeOf<'rate_limited' | 'budget_exceeded' | 'circuit_open' | 'invalid_config' | 'unpriced_model' | 'shared_state_unavailable'>();
 if (err instanceof BudgetExceededError) expectTypeOf(err.stage).toEqualTypeOf<'pre-call' | 'stream' | 'post-call'>();

@@ -7,6 +7,8 @@ module.exports = {
   transform: { '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
   // p-retry and is-network-error ship ESM only.
   transformIgnorePatterns: ['/node_modules/(?!(p-retry|is-network-error|parse-duration)/)'],
+  // The examples import the package by name, as users do.
+  moduleNameMapper: { '^guarded-llm$': '<rootDir>/lib/index.ts', '^guarded-llm/testing$': '<rootDir>/lib/testing/index.ts' },
   setupFiles: ['<rootDir>/__tests__/support/clean-env.ts'],
   testTimeout: 20000,
 };

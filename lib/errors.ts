@@ -41,17 +41,29 @@ export abstract class GuardError extends Error {
 
 export type RateLimitReason = 'queue_full' | 'max_wait' | 'too_heavy' | 'retry_after_too_long';
 
+/** The numbers behind a refusal, where one limit is known (for X-RateLimit-* headers). */
+export interface RateLimitWindow {
+  /** Requests allowed per minute. */
+  limit: number;
+  remaining: number;
+  /** Until the next request would be allowed. */
+  resetMs: number;
+}
+
 export class RateLimitExceededError extends GuardError {
   override readonly name = 'RateLimitExceededError' as const;
   readonly code = 'rate_limited' as const;
   readonly httpStatus = 429;
   readonly reason: RateLimitReason;
+  /** Which setting refused: 'maxQueue', 'maxWaitMs', 'perScope.user', a token limit… */
   readonly limit?: string;
+  readonly window?: RateLimitWindow;
 
-  constructor(message: string, options: GuardErrorOptions & { reason: RateLimitReason; limit?: string }) {
+  constructor(message: string, options: GuardErrorOptions & { reason: RateLimitReason; limit?: string; window?: RateLimitWindow }) {
     super(message, options);
     this.reason = options.reason;
     if (options.limit !== undefined) this.limit = options.limit;
+    if (options.window !== undefined) this.window = options.window;
   }
 
   static is(err: unknown): err is RateLimitExceededError {

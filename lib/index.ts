@@ -12,7 +12,9 @@ export {
   type GuardErrorCode,
   type BudgetStage,
   type RateLimitReason,
+  type RateLimitWindow,
 } from './errors';
+export { guardErrorToHttp, type GuardHttpError } from './http';
 export type { GuardEventMap, GuardEventName, GuardListener, CallEventBase } from './events';
 export type { GuardStatus, GuardTotals } from './guard';
 export type {

@@ -162,14 +162,14 @@ describe('per-scope limits', () => {
   test("requestsPerMinute per user: alice's fourth call in a minute waits, bob is served", async () => {
     const client = createGuardedClient(openaiFor(fake()), { limits: { perScope: { user: { requestsPerMinute: 3 } }, maxWaitMs: 300 } });
     const alice = client.guard.withScope({ user: 'alice' });
-    for (let i = 0; i < 2; i++) await alice.chat.completions.create({ model: GPT, messages: hello });
-    // 3 × 0.98 per minute: two at once, the third ~20 s later: refused now, with when to come back.
+    for (let i = 0; i < 3; i++) await alice.chat.completions.create({ model: GPT, messages: hello });
+    // Exactly 3 per minute (a limit on your own users has no provider margin): the fourth ~20 s later, so refused now, with when to come back.
     const refused = await alice.chat.completions.create({ model: GPT, messages: hello }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(RateLimitExceededError);
     expect(refused).toMatchObject({ reason: 'max_wait', limit: 'perScope.user' });
     expect((refused as RateLimitExceededError).retryAfterMs).toBeGreaterThan(10_000);
     await client.guard.withScope({ user: 'bob' }).chat.completions.create({ model: GPT, messages: hello });
-    expect(fake().records.map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(fake().records.map((r) => r.status)).toEqual([200, 200, 200, 200]);
   });
 });
 

@@ -2,7 +2,6 @@ import Bottleneck from 'bottleneck';
 import { adjustReservoir, freeNow, isIdle, localReservoir, makeFast, setLocalSettings, stopGroupCleanup, takeNow } from '../internal/bottleneck';
 import type { ResolvedConfig } from '../config/options';
 import type { GuardScope, ScopeKey } from '../scope';
-import { SAFETY_MARGIN } from './bucket';
 
 /** A held slot in some limiter; `undo` gives it back as if the call never went. */
 export interface Grant {
@@ -80,7 +79,8 @@ export class ScopeLimiters {
     this.groups = new Map();
     for (const [scope, limits] of Object.entries(perScope) as Array<[ScopeKey, NonNullable<(typeof perScope)['user']>]>) {
       if (!limits || (limits.maxConcurrent === undefined && limits.requestsPerMinute === undefined)) continue;
-      const rate = limits.requestsPerMinute === undefined ? undefined : limits.requestsPerMinute * SAFETY_MARGIN;
+      // Exactly what was set: a limit the operator put on their own users, not a provider's to stay under.
+      const rate = limits.requestsPerMinute;
       const capacity = rate === undefined ? 0 : Math.max(1, Math.floor(rate));
       const options: Bottleneck.ConstructorOptions & { timeout: number } = {
         maxConcurrent: limits.maxConcurrent ?? null,

@@ -234,6 +234,7 @@ export class TrafficLimiter {
           reason: 'max_wait',
           retryAfterMs: wait,
           limit: `perScope.${scoped.key.split(':')[0]}`,
+          ...(scoped.perMs !== undefined ? { window: { limit: Math.round(scoped.perMs * 60_000), remaining: 0, resetMs: wait } } : {}),
         });
       }
     }

@@ -19,6 +19,8 @@ export interface AttemptDeps {
   /** Counts every attempt that reached the network, and each provider 429. */
   onAttempt: (ctx: CallContext) => void;
   onResponse: (ctx: CallContext, response: Response) => void;
+  /** An attempt that got no response (connection error, timeout, abort). */
+  onAttemptError?: (ctx: CallContext, error: unknown) => void;
 }
 
 /**
@@ -47,7 +49,9 @@ export function createAttempt(deps: AttemptDeps): Next {
       response = await deps.fetch(ctx.url, { ...ctx.init, signal: controller.signal });
     } catch (error) {
       callerSignal?.removeEventListener('abort', onCallerAbort);
-      throw timedOut ? new AttemptTimeoutError(timeoutMs) : error;
+      const failure = timedOut ? new AttemptTimeoutError(timeoutMs) : error;
+      deps.onAttemptError?.(ctx, failure);
+      throw failure;
     } finally {
       clearTimeout(timer);
     }

@@ -9,6 +9,7 @@ import { Guard, type GuardStatus } from './guard';
 import { resolveAdapter } from './providers/detect';
 import { mergeScopes, validateScope, type GuardScope } from './scope';
 import { wrapClient } from './client-proxy';
+import type { MetricsRegistry } from './telemetry/metrics';
 
 /** Control over the guard of one client: scopes, status, live config, events, shutdown. */
 export interface GuardController<T> {
@@ -22,6 +23,11 @@ export interface GuardController<T> {
   updateConfig(patch: GuardOptions): void;
   /** Subscribes to an event; returns a function that unsubscribes. */
   on<E extends GuardEventName>(event: E, listener: GuardListener<E>): () => void;
+  /**
+   * Registers Prometheus metrics for this guard in `registry` (prom-client's default registry
+   * when omitted; prom-client is an optional peer) and returns the registry. Idempotent.
+   */
+  metrics(registry?: MetricsRegistry): MetricsRegistry;
   /** Stops timers and ends connections; the process has no open handle of ours afterwards. */
   close(): Promise<void>;
 }
@@ -113,6 +119,7 @@ function view(base: object, guard: Guard, scope: Readonly<GuardScope>): Guarded<
     status: () => guard.status(),
     updateConfig: (patch) => guard.updateConfig(patch),
     on: (event, listener) => guard.on(event, listener),
+    metrics: (registry) => guard.metrics(registry),
     close: () => guard.close(),
   };
   return wrapClient(base, {

@@ -21,6 +21,8 @@ import { TrafficLimiter } from './limiter/traffic-limiter';
 import { SharedStore } from './distributed/shared-store';
 import { SharedLedger } from './distributed/shared-ledger';
 import { sharedConnection } from './distributed/shared-bucket';
+import type { CallObserver } from './telemetry/observer';
+import { registerMetrics, type MetricsRegistry } from './telemetry/metrics';
 
 export interface GuardTotals {
   /** Calls made through the guard (each may have several attempts). */
@@ -93,6 +95,9 @@ export class Guard {
   readonly shared: SharedStore | undefined;
   private readonly breaker: CircuitBreakerStage;
   private callSeq = 0;
+  /** Metrics and tracing: told of each call's start, attempts and end. */
+  private observers: CallObserver[] = [];
+  private readonly metricsIn = new Map<MetricsRegistry, () => void>();
   /**
    * Per model, how many input tokens the provider counts for each one the built-in estimate
    * counted (a moving average, never below 1): the estimate learns the provider's tokenizer.
@@ -157,9 +162,14 @@ export class Guard {
         onAttempt: (ctx) => {
           ctx.attempt++;
           this.totals.attempts++;
+          for (const o of this.observers) o.attemptStart?.(ctx);
         },
-        onResponse: (_ctx, response) => {
+        onResponse: (ctx, response) => {
           if (response.status === 429) this.totals.provider429s++;
+          for (const o of this.observers) o.attemptEnd?.(ctx, response);
+        },
+        onAttemptError: (ctx, error) => {
+          for (const o of this.observers) o.attemptEnd?.(ctx, undefined, error);
         },
       }),
     );
@@ -190,11 +200,43 @@ export class Guard {
         inputTokensEstimate: inputTokens,
       });
     }
-    const response = await this.pipeline(ctx);
+    let response: Response;
+    if (this.observers.length === 0) response = await this.pipeline(ctx);
+    else response = await this.observed(ctx);
     if (!exact && estimated > 0 && ctx.tap && request.model) this.calibrate(ctx.tap, request.model, estimated);
     if (this.emitter.has('response')) this.emitResponse(ctx, response);
     return response;
   };
+
+  private async observed(ctx: CallContext): Promise<Response> {
+    for (const o of this.observers) o.callStart?.(ctx);
+    try {
+      const response = await this.pipeline(ctx);
+      for (const o of this.observers) o.callEnd?.(ctx, response);
+      return response;
+    } catch (error) {
+      for (const o of this.observers) o.callEnd?.(ctx, undefined, error);
+      throw error;
+    }
+  }
+
+  /** Adds a call observer (metrics, tracing); returns the disposer. */
+  addObserver(observer: CallObserver): () => void {
+    this.observers = [...this.observers, observer];
+    return () => {
+      this.observers = this.observers.filter((o) => o !== observer);
+    };
+  }
+
+  metrics(registry?: MetricsRegistry): MetricsRegistry {
+    const { registry: target, detach } = registerMetrics(
+      { name: this.config.name, provider: this.adapter.name, status: () => this.status(), addObserver: (o) => this.addObserver(o), emitter: this.emitter },
+      registry,
+    );
+    if (this.metricsIn.has(target)) detach();
+    else this.metricsIn.set(target, detach);
+    return target;
+  }
 
   private countWarned = false;
 
@@ -315,6 +357,8 @@ export class Guard {
     await Promise.all([...this.stages.map((stage) => stage.close?.()), this.limiter.close()]);
     await this.ledger.close?.();
     await this.shared?.close();
+    for (const detach of this.metricsIn.values()) detach();
+    this.metricsIn.clear();
     this.emitter.clear();
   }
 }

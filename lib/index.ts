@@ -15,6 +15,7 @@ export {
   type RateLimitWindow,
 } from './errors';
 export { guardErrorToHttp, type GuardHttpError } from './http';
+export type { MetricsRegistry } from './telemetry/metrics';
 export type { GuardEventMap, GuardEventName, GuardListener, CallEventBase } from './events';
 export type { GuardStatus, GuardTotals } from './guard';
 export type {

@@ -470,7 +470,8 @@ export class TrafficLimiter {
   /** Stops all dispatch for `ms` (a provider 429): one 429 must not become N retries at once. */
   private pause(ms: number, fromPeer = false): void {
     const until = Date.now() + ms;
-    if (ms <= 0 || until <= this.pausedUntil) return;
+    // A zero pause still runs: its resume lets a probe that met a 429 be retried.
+    if (until <= this.pausedUntil || (fromPeer && ms <= 0)) return;
     if (!fromPeer) void this.deps.shared?.store.publishPause(until);
     this.pausedUntil = until;
     this.main.pause();

@@ -1,0 +1,158 @@
+/**
+ * Prometheus metrics through prom-client (an optional peer). Every guard registered on one
+ * registry shares its metric objects and is told apart by the `guard` label. Labels are bounded:
+ * guard name, provider, model (capped), outcome, reason, direction, budget scope kind — never a
+ * user, tenant or session id.
+ */
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { GuardConfigError } from '../errors';
+import type { GuardStatus } from '../guard';
+import type { CallContext } from '../pipeline';
+import type { GuardEmitter } from '../events';
+import { callOutcome, ModelLabels, type CallObserver } from './observer';
+
+type PromClient = typeof import('prom-client');
+
+function loadPromClient(): PromClient {
+  try {
+    return require('prom-client') as PromClient;
+  } catch {
+    throw new GuardConfigError('metrics', 'a call to guard.metrics()', 'the optional peer "prom-client" (15) installed: npm install prom-client', 'argument');
+  }
+}
+
+/** A guard as the metrics see it. */
+export interface MeteredGuard {
+  name: string;
+  provider: string;
+  status(): GuardStatus;
+  addObserver(observer: CallObserver): () => void;
+  emitter: GuardEmitter;
+}
+
+const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
+
+class GuardMetrics {
+  readonly requests: Counter;
+  readonly attempts: Counter;
+  readonly retries: Counter;
+  readonly provider429s: Counter;
+  readonly localWaits: Counter;
+  readonly duration: Histogram;
+  readonly queueWait: Histogram;
+  readonly tokens: Counter;
+  readonly cost: Counter;
+  readonly budgetRefusals: Counter;
+  readonly guards = new Set<MeteredGuard>();
+
+  constructor(prom: PromClient, registry: Registry) {
+    const registers = [registry];
+    const guards = this.guards;
+    const counter = (name: string, help: string, labelNames: string[]) => new prom.Counter({ name, help, labelNames, registers });
+    this.requests = counter('guarded_llm_requests_total', 'Calls through the guard, by how they ended.', ['guard', 'provider', 'model', 'outcome']);
+    this.attempts = counter('guarded_llm_attempts_total', 'HTTP attempts sent to the provider (first tries and retries).', ['guard', 'provider', 'model']);
+    this.retries = counter('guarded_llm_retries_total', 'Retries, by reason.', ['guard', 'provider', 'model', 'reason']);
+    this.provider429s = counter('guarded_llm_provider_429_total', '429 answers from the provider.', ['guard', 'provider', 'model']);
+    this.localWaits = counter('guarded_llm_rate_limit_waits_total', 'Calls that waited for the local rate limiter (5 ms or more).', ['guard', 'provider']);
+    this.tokens = counter('guarded_llm_tokens_total', 'Tokens used, as the provider reported them (estimated where it did not).', ['guard', 'provider', 'model', 'direction']);
+    this.cost = counter('guarded_llm_cost_usd_total', 'What calls cost, in US dollars.', ['guard', 'provider', 'model']);
+    this.budgetRefusals = counter('guarded_llm_budget_exceeded_total', 'Calls refused or cut by a budget or the per-call cap, by stage and scope kind.', ['guard', 'provider', 'stage', 'scope']);
+    this.duration = new prom.Histogram({
+      name: 'guarded_llm_request_duration_seconds',
+      help: 'Time from the call to its response headers (or its error), retries and queueing included.',
+      labelNames: ['guard', 'provider', 'model', 'outcome'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.queueWait = new prom.Histogram({
+      name: 'guarded_llm_queue_wait_seconds',
+      help: 'Time calls waited for the rate limiter.',
+      labelNames: ['guard', 'provider'],
+      buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+      registers,
+    });
+    const gauge = (name: string, help: string, labelNames: string[], read: (g: Gauge, s: GuardStatus, guard: MeteredGuard) => void) =>
+      new prom.Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect(this: Gauge) {
+          this.reset();
+          for (const guard of guards) read(this, guard.status(), guard);
+        },
+      });
+    gauge('guarded_llm_breaker_state', 'Circuit breaker: 0 closed, 1 half-open, 2 open.', ['guard', 'provider'], (g, s, guard) =>
+      g.set({ guard: guard.name, provider: guard.provider }, BREAKER_VALUE[s.breaker.state]),
+    );
+    gauge('guarded_llm_queue_depth', 'Calls waiting for the rate limiter.', ['guard', 'provider'], (g, s, guard) => g.set({ guard: guard.name, provider: guard.provider }, s.limiter.queued));
+    gauge('guarded_llm_in_flight', 'Calls holding a concurrency slot.', ['guard', 'provider'], (g, s, guard) => g.set({ guard: guard.name, provider: guard.provider }, s.limiter.running));
+    gauge('guarded_llm_budget_remaining_usd', 'What is left of each global budget (per-scope budgets have unbounded keys and are not exported).', ['guard', 'provider', 'window'], (g, s, guard) => {
+      for (const b of s.budgets) {
+        if (b.scope === 'global') g.set({ guard: guard.name, provider: guard.provider, window: b.window }, Math.max(0, b.limitUsd - b.spentUsd - b.reservedUsd));
+      }
+    });
+  }
+
+  /** Hooks one guard's calls and events into these metrics; returns the disposer. */
+  attach(guard: MeteredGuard): () => void {
+    this.guards.add(guard);
+    const models = new ModelLabels();
+    const base = { guard: guard.name, provider: guard.provider };
+    const withModel = (ctx: CallContext) => ({ ...base, model: models.label(ctx.request.model) });
+    const offObserver = guard.addObserver({
+      attemptStart: (ctx) => this.attempts.inc(withModel(ctx)),
+      attemptEnd: (ctx, response) => {
+        if (response?.status === 429) this.provider429s.inc(withModel(ctx));
+      },
+      callEnd: (ctx, response, error) => {
+        const outcome = callOutcome(response, error);
+        this.requests.inc({ ...withModel(ctx), outcome });
+        this.duration.observe({ ...withModel(ctx), outcome }, (performance.now() - ctx.startedAt) / 1000);
+        if (ctx.queuedMs > 0) this.queueWait.observe(base, ctx.queuedMs / 1000);
+        ctx.tap?.onEnd((end) => {
+          if (end.usage) {
+            this.tokens.inc({ ...withModel(ctx), direction: 'input' }, end.usage.inputTokens);
+            this.tokens.inc({ ...withModel(ctx), direction: 'output' }, end.usage.outputTokens);
+          }
+          if (ctx.costUsd) this.cost.inc(withModel(ctx), ctx.costUsd);
+        });
+      },
+    });
+    const offRetry = guard.emitter.on('retry', (e) => this.retries.inc({ ...base, model: models.label(e.model), reason: e.reason }));
+    const offWait = guard.emitter.on('rate-limited', (e) => {
+      if (e.source === 'local') this.localWaits.inc(base);
+    });
+    const offBudget = guard.emitter.on('budget:exceeded', (e) => this.budgetRefusals.inc({ ...base, stage: e.stage, scope: e.key === 'global' || e.key === 'call' ? e.key : e.key.slice(0, e.key.indexOf(':')) }));
+    return () => {
+      this.guards.delete(guard);
+      offObserver();
+      offRetry();
+      offWait();
+      offBudget();
+    };
+  }
+}
+
+/**
+ * A prom-client Registry as far as the public API needs to name it (so that users without
+ * prom-client installed get no missing-types error from ours).
+ */
+export interface MetricsRegistry {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
+const perRegistry = new WeakMap<Registry, GuardMetrics>();
+
+/** Registers `guard` in `registry` (prom-client's default registry when omitted). */
+export function registerMetrics(guard: MeteredGuard, registry?: MetricsRegistry): { registry: Registry; detach: () => void } {
+  const prom = loadPromClient();
+  const target = (registry as Registry | undefined) ?? prom.register;
+  let metrics = perRegistry.get(target);
+  if (!metrics) {
+    metrics = new GuardMetrics(prom, target);
+    perRegistry.set(target, metrics);
+  }
+  return { registry: target, detach: metrics.attach(guard) };
+}

@@ -23,6 +23,7 @@ import { SharedLedger } from './distributed/shared-ledger';
 import { sharedConnection } from './distributed/shared-bucket';
 import type { CallObserver } from './telemetry/observer';
 import { registerMetrics, type MetricsRegistry } from './telemetry/metrics';
+import { createTracing } from './telemetry/tracing';
 
 export interface GuardTotals {
   /** Calls made through the guard (each may have several attempts). */
@@ -129,6 +130,9 @@ export class Guard {
       provider: adapter.name,
       ...(this.shared ? { shared: { store: this.shared, connection: sharedConnection(this.shared.client) } } : {}),
     });
+    // Traces when @opentelemetry/api is installed (no-op spans until an SDK is registered).
+    const tracing = createTracing({ guardName: () => this.config.name, breakerState: () => this.breaker.status(this.config).state });
+    if (tracing) this.addObserver(tracing);
     const unknown = unknownEnvVars(env, adapter.name);
     if (unknown.length) this.logger.warn({ vars: unknown }, 'ignoring LLM_GUARD_* env vars that name no setting');
 
@@ -162,14 +166,14 @@ export class Guard {
         onAttempt: (ctx) => {
           ctx.attempt++;
           this.totals.attempts++;
-          for (const o of this.observers) o.attemptStart?.(ctx);
+          if (ctx.observed) for (const o of this.observers) o.attemptStart?.(ctx);
         },
         onResponse: (ctx, response) => {
           if (response.status === 429) this.totals.provider429s++;
-          for (const o of this.observers) o.attemptEnd?.(ctx, response);
+          if (ctx.observed) for (const o of this.observers) o.attemptEnd?.(ctx, response);
         },
         onAttemptError: (ctx, error) => {
-          for (const o of this.observers) o.attemptEnd?.(ctx, undefined, error);
+          if (ctx.observed) for (const o of this.observers) o.attemptEnd?.(ctx, undefined, error);
         },
       }),
     );
@@ -200,15 +204,14 @@ export class Guard {
         inputTokensEstimate: inputTokens,
       });
     }
-    let response: Response;
-    if (this.observers.length === 0) response = await this.pipeline(ctx);
-    else response = await this.observed(ctx);
+    const response = this.observers.length === 0 || !this.observers.some((o) => o.active?.() ?? true) ? await this.pipeline(ctx) : await this.observed(ctx);
     if (!exact && estimated > 0 && ctx.tap && request.model) this.calibrate(ctx.tap, request.model, estimated);
     if (this.emitter.has('response')) this.emitResponse(ctx, response);
     return response;
   };
 
   private async observed(ctx: CallContext): Promise<Response> {
+    ctx.observed = true;
     for (const o of this.observers) o.callStart?.(ctx);
     try {
       const response = await this.pipeline(ctx);

@@ -17,6 +17,8 @@ export class CallContext {
   inputTokens: number;
   /** Re-reads the input count with what the guard has learned since (its estimate's calibration). */
   recount: () => number = () => this.inputTokens;
+  /** Metrics or tracing follow this call (its attempts are reported to them). */
+  observed = false;
   readonly startedAt = performance.now();
 
   constructor(

@@ -68,7 +68,7 @@ describe('Prometheus metrics (guard.metrics)', () => {
     const client = createGuardedClient(anthropicFor(fake()), { cost: { unpricedModel: 'allow' }, logLevel: 'silent' });
     client.guard.metrics(registry);
     await Promise.all(Array.from({ length: 55 }, (_, i) => client.messages.create({ model: `model-${i}`, max_tokens: 8, messages: hello })));
-    const models = new Set(((await registry.getMetricsAsJSON()).find((m) => m.name === 'guarded_llm_requests_total')!.values as Array<{ labels: { model: string } }>).map((v) => v.labels.model));
+    const models = new Set(((await registry.getMetricsAsJSON()).find((m) => m.name === 'guarded_llm_requests_total')!.values as unknown as Array<{ labels: { model: string } }>).map((v) => v.labels.model));
     expect(models.size).toBe(51);
     expect(models.has('other')).toBe(true);
     await client.guard.close();

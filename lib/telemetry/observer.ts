@@ -3,6 +3,8 @@ import { findGuardError } from '../errors';
 
 /** What metrics and tracing see of each call: its start, each HTTP attempt, and how it settled. */
 export interface CallObserver {
+  /** False while there is nothing to record (e.g. no OpenTelemetry SDK registered): the call skips it. */
+  active?(): boolean;
   callStart?(ctx: CallContext): void;
   attemptStart?(ctx: CallContext): void;
   /** An attempt got a response (any status) or failed without one (`error`). */

@@ -211,11 +211,9 @@ export class SharedStore {
     this.client.off('end', this.onClose);
     this.subscriber?.disconnect();
     if (this.owned) {
-      try {
-        await this.client.quit();
-      } catch {
-        this.client.disconnect();
-      }
+      // QUIT lets pending replies arrive; without a connection there is nothing to wait for.
+      if (this.client.status !== 'ready') this.client.disconnect();
+      else await this.client.quit().catch(() => this.client.disconnect());
     } else {
       this.client.off('error', this.onError);
     }

@@ -189,13 +189,6 @@ export class TrafficLimiter {
     let weights = weighIn();
     const config = this.deps.config();
     const { maxQueue, maxWaitMs } = config.limits;
-    if (this.waiting >= maxQueue) {
-      throw new RateLimitExceededError(`Refused: ${this.waiting} calls are already waiting (limits.maxQueue = ${maxQueue}); nothing was sent.`, {
-        reason: 'queue_full',
-        retryAfterMs: this.estimatedWaitMs(),
-        limit: 'maxQueue',
-      });
-    }
     const tokenWeights: Record<TokenDimension, number> = {
       tokens: weights.input + weights.output,
       inputTokens: weights.input,
@@ -246,6 +239,14 @@ export class TrafficLimiter {
     }
     const immediate = sharing ? undefined : this.tryNow(scopeLimiters, tokenWeights);
     if (immediate) return this.lease(immediate.grants, immediate.taken, weights, 0, scopeLimiters, []);
+    // This call would wait. (Shared rates are always waited on through Redis: there, one may.)
+    if (this.waiting >= Math.max(maxQueue, sharing ? 1 : 0)) {
+      throw new RateLimitExceededError(`Refused: ${this.waiting} calls are already waiting (limits.maxQueue = ${maxQueue}); nothing was sent.`, {
+        reason: 'queue_full',
+        retryAfterMs: this.estimatedWaitMs(),
+        limit: 'maxQueue',
+      });
+    }
 
     const grants: Grant[] = [];
     const taken: Array<[Bucket, number]> = [];

@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'lib/index.ts', testing: 'lib/testing/index.ts' },
+  entry: { index: 'lib/index.ts', testing: 'lib/testing/index.ts', cli: 'lib/cli.ts' },
   format: ['cjs', 'esm'],
   dts: true,
   sourcemap: true,

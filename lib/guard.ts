@@ -130,6 +130,11 @@ export class Guard {
       provider: adapter.name,
       ...(this.shared ? { shared: { store: this.shared, connection: sharedConnection(this.shared.client) } } : {}),
     });
+    if (this.shared) {
+      const shared = this.shared;
+      shared.onUp(() => shared.publishBreaker(this.breaker.status(this.config).state));
+      this.emitter.on('breaker', (e) => shared.publishBreaker(e.state));
+    }
     // Traces when @opentelemetry/api is installed (no-op spans until an SDK is registered).
     const tracing = createTracing({ guardName: () => this.config.name, breakerState: () => this.breaker.status(this.config).state });
     if (tracing) this.addObserver(tracing);

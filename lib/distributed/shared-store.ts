@@ -202,6 +202,24 @@ export class SharedStore {
     }
   }
 
+  /** This process's id among the replicas (for the breaker states the CLI shows). */
+  readonly instanceId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
+  /**
+   * Records this process's breaker state for `guarded-llm status` (breakers stay per process:
+   * each replica's own connection to the provider may fail on its own).
+   */
+  publishBreaker(state: string): void {
+    if (!this.healthy) return;
+    const key = `${this.prefix}breakers`;
+    this.client
+      .multi()
+      .hset(key, this.instanceId, JSON.stringify({ state, at: Date.now() }))
+      .pexpire(key, 86_400_000)
+      .exec()
+      .catch((error: unknown) => this.commandFailed(error));
+  }
+
   /** Ends the connections this guard made; a user's own client is left open for its owner. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -1,6 +1,7 @@
 /**
  * The Redis ledger's Lua scripts. One hash per budget key holds its charges by time slice
- * (`s:<slice start ms>` → usd) and its live reservations (`r:<id>` → "usd expiresAtMs").
+ * (`s:<slice start ms>` → usd), its live reservations (`r:<id>` → "usd expiresAtMs") and its
+ * window (`w` → ms, 0 = none; for readers such as the CLI).
  * Time is Redis's own (TIME), so machines with skewed clocks agree on windows and TTLs.
  * Floats leave a script as strings: Redis would truncate a Lua number to an integer.
  */
@@ -79,7 +80,7 @@ end
 local result = {1}
 for i, key in ipairs(KEYS) do
   local window = tonumber(ARGV[3 + i * 3])
-  redis.call('HSET', key, 'r:' .. id, string.format('%.17g', current[i] + usd) .. ' ' .. string.format('%.0f', now + ttl))
+  redis.call('HSET', key, 'r:' .. id, string.format('%.17g', current[i] + usd) .. ' ' .. string.format('%.0f', now + ttl), 'w', window)
   keep(key, window, ttl)
   local spent, reserved, release = state(key, window)
   out(result, spent, reserved, release)
@@ -106,6 +107,7 @@ for i = 1, #KEYS - 1 do
     local start = 0
     if slice > 0 then start = math.floor(now / slice) * slice end
     redis.call('HINCRBYFLOAT', key, 's:' .. string.format('%.0f', start), ARGV[2])
+    redis.call('HSET', key, 'w', window)
     keep(key, window, 0)
   end
   local spent, reserved, release = state(key, window)

@@ -5,7 +5,7 @@ import type { ClientOptions as OpenAIClientOptions } from 'openai';
 import type { GuardOptions } from './config/options';
 import { GuardConfigError, describeValue } from './errors';
 import type { GuardEventName, GuardListener } from './events';
-import { Guard, type GuardStatus } from './guard';
+import { GUARD_REF, Guard, type GuardStatus } from './guard';
 import { resolveAdapter } from './providers/detect';
 import { mergeScopes, validateScope, type GuardScope } from './scope';
 import { wrapClient } from './client-proxy';
@@ -94,6 +94,8 @@ export function createGuardedClient(clientOrProvider: object | string, options: 
   const adapter = resolveAdapter(client, guardOptions.provider);
   const realFetch = typeof sdk.fetch === 'function' ? sdk.fetch : globalThis.fetch;
   const guard = new Guard(adapter, guardOptions, realFetch);
+  const baseURL = (client as { baseURL?: unknown }).baseURL;
+  guard.sdkBaseURL = typeof baseURL === 'string' ? baseURL : undefined;
 
   let base: object;
   if (!guard.config.enabled) {
@@ -122,6 +124,7 @@ function view(base: object, guard: Guard, scope: Readonly<GuardScope>): Guarded<
     metrics: (registry) => guard.metrics(registry),
     close: () => guard.close(),
   };
+  Object.defineProperty(controller, GUARD_REF, { value: guard });
   return wrapClient(base, {
     guard: controller,
     scope: Object.keys(scope).length ? scope : undefined,

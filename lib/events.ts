@@ -15,6 +15,8 @@ export interface CallEventBase {
 export interface GuardEventMap {
   request: CallEventBase & { stream: boolean; maxOutputTokens: number | undefined; inputTokensEstimate: number };
   response: CallEventBase & {
+    /** With fallback targets: which one served the call ('primary', 'model:<id>', 'client:<name>'). */
+    target?: string;
     status: number;
     usage: Usage | undefined;
     costUsd: number | undefined;
@@ -46,6 +48,8 @@ export interface GuardEventMap {
   /** The guard changed a request so it fits (e.g. clamped max tokens). */
   adjusted: CallEventBase & { field: string; from: number | undefined; to: number; reason: string };
   warning: { message: string; code: string };
+  /** A target was rate-limited or down; the call moves on to the next one. */
+  failover: { from: string; to: string; reason: string };
   /** Distributed mode: the Redis connection went down (limits and budgets fall back) or came back. */
   redis: { state: 'up' | 'down'; redis: string; error?: string };
 }

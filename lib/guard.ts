@@ -24,6 +24,7 @@ import { sharedConnection } from './distributed/shared-bucket';
 import type { CallObserver } from './telemetry/observer';
 import { registerMetrics, type MetricsRegistry } from './telemetry/metrics';
 import { createTracing } from './telemetry/tracing';
+import { FailoverRouter, type ClientEndpoint } from './failover/router';
 
 export interface GuardTotals {
   /** Calls made through the guard (each may have several attempts). */
@@ -69,9 +70,20 @@ export interface GuardStatus {
   shared?: { redis: 'connecting' | 'up' | 'down'; where: string; prefix: string; unsyncedCharges: number };
 }
 
+/** Where a guarded client keeps its guard, for fallback targets (not enumerable, not public). */
+export const GUARD_REF = Symbol.for('guarded-llm.guard');
+
+/** A fallback target as status() shows it: never the client object (it holds an API key). */
+function targetLabel(target: ResolvedConfig['fallback'][number]): string {
+  const client = 'guard' in target ? target : 'client' in target ? target.client : undefined;
+  const model = 'model' in target ? target.model : undefined;
+  const guard = client && ((client.guard as Record<symbol, unknown>)[GUARD_REF] as Guard | undefined);
+  return client ? `client:${guard?.config.name ?? '?'}${model ? `/${model}` : ''}` : `model:${model}`;
+}
+
 /** JSON-safe copy of the config: an ioredis client is shown as '[client]', URLs lose passwords. */
 function publicConfig(config: ResolvedConfig): Record<string, unknown> {
-  const copy = JSON.parse(JSON.stringify({ ...config, redis: undefined })) as Record<string, unknown>;
+  const copy = JSON.parse(JSON.stringify({ ...config, redis: undefined, fallback: config.fallback.map(targetLabel) })) as Record<string, unknown>;
   if (typeof config.redis === 'string') copy.redis = config.redis.replace(/\/\/([^@/]*)@/, '//***@');
   else if (config.redis) copy.redis = '[client]';
   return copy;
@@ -105,6 +117,9 @@ export class Guard {
    */
   private readonly calibration = new Map<string, number>();
   private closed = false;
+  /** The SDK client's base URL (for rerouting a request to another client's). */
+  sdkBaseURL: string | undefined;
+  private router: FailoverRouter | undefined;
 
   constructor(
     readonly adapter: ProviderAdapter,
@@ -163,6 +178,7 @@ export class Guard {
       (this.breaker = new CircuitBreakerStage({ config: () => this.config, emitter: this.emitter, provider: adapter.name })),
       new RateLimitStage(() => this.limiter),
     ];
+    this.route(config);
     this.pipeline = compose(
       this.stages,
       createAttempt({
@@ -184,10 +200,31 @@ export class Guard {
     );
   }
 
-  /** The fetch installed into the SDK copy: every request runs through the pipeline. */
+  /** The fetch installed into the SDK copy: every request runs through the pipeline (and the router, with fallbacks). */
   readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const requestInit: RequestInit = init ?? (input instanceof Request ? { method: input.method, headers: input.headers, body: input.body } : {});
+    const routed = this.router ? await this.router.fetch(url, requestInit) : undefined;
+    const { response, ctx } = routed ?? (await this.execute(url, requestInit));
+    if (this.emitter.has('response')) this.emitResponse(ctx, response, routed?.target);
+    return response;
+  };
+
+  get adapterName(): string {
+    return this.adapter.name;
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** The worst-case cost of a call to `model` (for routing by cost). */
+  worstCostUsd(model: string | undefined, inputTokens: number, maxOutputTokens: number | undefined): number {
+    return this.prices.cost(model, { inputTokens, outputTokens: maxOutputTokens ?? this.prices.maxOutputTokens(model) ?? 0 });
+  }
+
+  /** One call through this guard's own pipeline (no failover): what the router runs on each target. */
+  async execute(url: string, requestInit: RequestInit): Promise<{ response: Response; ctx: CallContext }> {
     const request = this.adapter.parseRequest(url, requestInit.method ?? 'GET', requestInit.body);
     const exact = this.adapter === openaiAdapter ? openaiCounter(request.model) : undefined;
     let estimated = request.billable ? estimateInputTokens(request.endpoint, request.body, exact) : 0;
@@ -211,9 +248,41 @@ export class Guard {
     }
     const response = this.observers.length === 0 || !this.observers.some((o) => o.active?.() ?? true) ? await this.pipeline(ctx) : await this.observed(ctx);
     if (!exact && estimated > 0 && ctx.tap && request.model) this.calibrate(ctx.tap, request.model, estimated);
-    if (this.emitter.has('response')) this.emitResponse(ctx, response);
-    return response;
-  };
+    return { response, ctx };
+  }
+
+  /** Builds the router when fallback targets are set; each must be a guarded client of the same wire format. */
+  private route(config: ResolvedConfig): void {
+    if (!config.fallback.length) {
+      this.router = undefined;
+      return;
+    }
+    config.fallback.forEach((target, i) => {
+      if (!('guard' in target) && !('client' in target)) return;
+      const endpoint = this.endpointOf('guard' in target ? target : target.client);
+      if (!endpoint) throw new GuardConfigError(`fallback[${i}]`, 'an object with a guard this package did not make', 'a client returned by createGuardedClient');
+      if (endpoint.guard.adapterName !== this.adapter.name) {
+        throw new GuardConfigError(`fallback[${i}]`, `a ${endpoint.guard.adapterName} client`, `a guarded ${this.adapter.name} client (the same wire format as the primary)`);
+      }
+    });
+    this.router ??= new FailoverRouter({
+      self: this,
+      selfBaseURL: () => this.sdkBaseURL,
+      config: () => this.config,
+      endpointOf: (client) => this.endpointOf(client),
+      onFailover: (from, to, reason) => {
+        this.logger.warn({ from, to, reason }, 'failing over to the next target');
+        if (this.emitter.has('failover')) this.emitter.emit('failover', { from, to, reason });
+      },
+    });
+  }
+
+  private endpointOf(client: object): ClientEndpoint | undefined {
+    const guard = ((client as { guard?: Record<symbol, unknown> }).guard?.[GUARD_REF]) as Guard | undefined;
+    if (!guard) return undefined;
+    const sdk = client as { baseURL?: unknown; apiKey?: unknown };
+    return { guard, baseURL: typeof sdk.baseURL === 'string' ? sdk.baseURL : (guard.sdkBaseURL ?? ''), apiKey: typeof sdk.apiKey === 'string' ? sdk.apiKey : undefined };
+  }
 
   private async observed(ctx: CallContext): Promise<Response> {
     ctx.observed = true;
@@ -274,10 +343,11 @@ export class Guard {
     });
   }
 
-  private emitResponse(ctx: CallContext, response: Response): void {
+  private emitResponse(ctx: CallContext, response: Response, target?: string): void {
     const emit = (usage: ReturnType<NonNullable<CallContext['tap']>['usage']>) =>
       this.emitter.emit('response', {
         ...ctx.eventBase(),
+        ...(target !== undefined ? { target } : {}),
         status: response.status,
         usage,
         costUsd: ctx.costUsd,
@@ -310,6 +380,7 @@ export class Guard {
     this.config = config;
     this.prices = prices;
     this.limiter.configure(config, previous);
+    this.route(config);
     this.sources = sources;
   }
 

@@ -96,7 +96,20 @@ export interface GuardOptions {
   redisFailure?: 'local' | 'reject';
   logger?: Logger;
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  /**
+   * Where a call goes when this client is rate-limited or down: another model on this client,
+   * another guarded client of the same wire format (its own key, region or host, limiter,
+   * breaker and prices), or such a client with a model of its own.
+   */
+  fallback?: FallbackTarget[];
+  /** How a call picks among this client and its fallbacks: in order, cheapest, or fastest. */
+  routing?: 'primary' | 'cost' | 'latency';
+  /** How long a target that failed is tried last. */
+  cooldownMs?: number;
 }
+
+/** A fallback target: `{ model }`, a guarded client, or `{ client, model }`. */
+export type FallbackTarget = { model: string } | { readonly guard: object } | { client: { readonly guard: object }; model?: string };
 
 /** Options after defaults, env and validation: every leaf has its final value. */
 export interface ResolvedConfig {
@@ -117,6 +130,9 @@ export interface ResolvedConfig {
   redis: string | object | undefined;
   redisFailure: 'local' | 'reject';
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
+  fallback: FallbackTarget[];
+  routing: 'primary' | 'cost' | 'latency';
+  cooldownMs: number;
 }
 
 export type ResolvedBudgetRule = ResolvedConfig['cost']['budgets'][number];

@@ -2,7 +2,7 @@ import parseDuration from 'parse-duration';
 import { GuardConfigError, describeValue } from '../errors';
 import { isLogger } from '../logger';
 import { SETTINGS, STRUCTURED_OPTIONS, allowedText, type Setting, type SettingType } from './settings';
-import type { BudgetScope, GuardOptions, ResolvedBudgetRule, ResolvedConfig } from './options';
+import type { BudgetScope, FallbackTarget, GuardOptions, ResolvedBudgetRule, ResolvedConfig } from './options';
 
 export const ENV_PREFIX = 'LLM_GUARD_';
 
@@ -186,10 +186,26 @@ export function resolveConfig(options: GuardOptions | undefined, env: NodeJS.Pro
     }
     config.redis = client;
   }
+  config.fallback = validateFallback(given.fallback);
   if (given.logger !== undefined && !isLogger(given.logger)) {
     throw new GuardConfigError('logger', describeValue(given.logger), 'an object with debug, info, warn and error methods (pino-compatible)');
   }
   return { config, sources };
+}
+
+/** Each target: `{ model }` with a model id, a guarded client, or `{ client, model? }`. */
+function validateFallback(value: unknown): FallbackTarget[] {
+  if (value === undefined) return [];
+  const allowed = 'a list of { model: "<model id>" }, guarded clients, or { client: <guarded client>, model?: "<model id>" }';
+  if (!Array.isArray(value)) throw new GuardConfigError('fallback', describeValue(value), allowed);
+  const isGuarded = (v: unknown) => typeof v === 'object' && v !== null && typeof (v as { guard?: unknown }).guard === 'object';
+  return value.map((entry: unknown, i) => {
+    const e = entry as Record<string, unknown>;
+    const modelOk = e?.model === undefined || (typeof e.model === 'string' && e.model.trim() !== '');
+    if (isGuarded(entry)) return entry as FallbackTarget;
+    if (typeof entry === 'object' && entry !== null && modelOk && (isGuarded(e.client) || (e.client === undefined && typeof e.model === 'string'))) return entry as FallbackTarget;
+    throw new GuardConfigError(`fallback[${i}]`, describeValue(entry), allowed);
+  });
 }
 
 const BUDGET_SCOPES: readonly BudgetScope[] = ['global', 'user', 'tenant', 'session', 'workflow'];

@@ -72,13 +72,15 @@ export const SETTINGS = [
   { path: 'cost.exactInputTokens', env: 'EXACT_INPUT_TOKENS', type: bool, default: false, description: "count input with the provider's token counter before the call (networked)" },
   { path: 'redis', env: 'REDIS_URL', type: { kind: 'string', pattern: /^rediss?:\/\/./, patternText: 'a redis:// or rediss:// URL' }, default: undefined, description: 'shared rate limits, budgets and 429 pauses across processes (needs the ioredis package)' },
   { path: 'redisFailure', env: 'REDIS_FAILURE', type: { kind: 'enum', values: ['local', 'reject'] }, default: 'local', description: 'when Redis is down: carry on with in-process limits and budgets (replayed to Redis when it is back), or refuse calls' },
+  { path: 'routing', env: 'ROUTING', type: { kind: 'enum', values: ['primary', 'cost', 'latency'] }, default: 'primary', description: 'with `fallback` targets: try them in order, cheapest first, or fastest first' },
+  { path: 'cooldownMs', env: 'COOLDOWN_MS', type: ms(0), default: 30_000, description: 'with `fallback` targets: how long one that failed is tried last' },
   { path: 'logLevel', env: 'LOG_LEVEL', type: { kind: 'enum', values: ['debug', 'info', 'warn', 'error', 'silent'] }, default: 'warn', description: 'console logger level (ignored with a custom `logger`)' },
 ] as const satisfies readonly Setting[];
 
 export const SETTINGS_BY_PATH: ReadonlyMap<string, Setting> = new Map(SETTINGS.map((s) => [s.path, s as Setting]));
 
 /** Options that are objects or lists, validated by their own code, never read from one env var. */
-export const STRUCTURED_OPTIONS = ['provider', 'logger', 'cost.budgets', 'cost.prices', 'limits.perScope', 'clientOptions'] as const;
+export const STRUCTURED_OPTIONS = ['provider', 'logger', 'cost.budgets', 'cost.prices', 'limits.perScope', 'clientOptions', 'fallback'] as const;
 
 /** Describes what a setting accepts, for errors and the README. */
 export function allowedText(type: SettingType): string {

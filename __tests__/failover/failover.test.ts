@@ -83,6 +83,18 @@ describe('failover to another client (Anthropic)', () => {
     await Promise.all([client.guard.close(), second.guard.close()]);
   });
 
+  it('fails over when the primary does not answer within timeoutMs', async () => {
+    const second = anthropicBackup();
+    const client = createGuardedClient(anthropicFor(primary()), { ...fast, retry: 0, timeoutMs: 200, fallback: [second] });
+    primary().fault({ kind: 'hang' });
+    const reasons: string[] = [];
+    client.guard.on('failover', (e) => reasons.push(e.reason));
+    const { response } = await client.messages.create({ model: CLAUDE, max_tokens: 8, messages: hello }).withResponse();
+    expect(response.headers.get('x-guarded-llm-target')).toBe('client:backup');
+    expect(reasons).toEqual(['timeout']);
+    await Promise.all([client.guard.close(), second.guard.close()]);
+  });
+
   it('never fails over on a 400, nor on a budget refusal of the caller\'s own scope', async () => {
     const second = anthropicBackup();
     const client = createGuardedClient(anthropicFor(primary()), { ...fast, fallback: [second], cost: { budgets: [{ scope: 'user', limitUsd: 0.000001 }] } });

@@ -105,6 +105,19 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     ledger.close();
   });
 
+  it('gives back part of an earlier charge (a batch trued up), never more than it', async () => {
+    const ledger = new RedisLedger(client, prefix);
+    const lines = [line('global', 1), line('user:ann', 1, 86_400_000)];
+    const at = Date.now();
+    await ledger.reserve('b', lines, 0.5);
+    await ledger.settle('b', 0.5, lines);
+    await ledger.refund(lines, 0.3, at);
+    expect((await ledger.read(lines)).map((s) => s.spentUsd)).toEqual([expect.closeTo(0.2, 12), expect.closeTo(0.2, 12)]);
+    await ledger.refund(lines, 5, at);
+    expect((await ledger.read(lines)).map((s) => s.spentUsd)).toEqual([0, 0]);
+    ledger.close();
+  });
+
   it('lets idle budget keys expire from Redis', async () => {
     const ledger = new RedisLedger(client, prefix);
     const lines = [line('user:bob', 1, 1000)];

@@ -12,7 +12,10 @@ describe('anthropic adapter: requests', () => {
   test('beta messages (query string), count_tokens, batches, GET', () => {
     expect(adapter.parseRequest(`${URL}?beta=true`, 'post', '{"model":"m","max_tokens":5}').endpoint).toBe('messages');
     expect(adapter.parseRequest(`${URL}/count_tokens`, 'POST', '{"model":"m"}')).toMatchObject({ endpoint: 'count_tokens', billable: false });
-    expect(adapter.parseRequest(`${URL}/batches`, 'POST', '{"requests":[]}')).toMatchObject({ endpoint: 'other', billable: false });
+    // Batches are guarded by the cost stage on their own terms, not as one billable call.
+    expect(adapter.parseRequest(`${URL}/batches`, 'POST', '{"requests":[]}')).toMatchObject({ endpoint: 'batches', billable: false });
+    expect(adapter.parseRequest(`${URL}/batches/msgbatch_1/results`, 'GET', undefined)).toMatchObject({ endpoint: 'batch_results', billable: false });
+    expect(adapter.parseRequest(`${URL}/batches/msgbatch_1`, 'GET', undefined)).toMatchObject({ endpoint: 'other' });
     expect(adapter.parseRequest('https://api.anthropic.com/v1/models', 'GET', undefined)).toMatchObject({ endpoint: 'other', body: undefined });
   });
 

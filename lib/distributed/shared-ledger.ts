@@ -103,6 +103,16 @@ export class SharedLedger implements Ledger {
     }
   }
 
+  async refund(lines: BudgetLine[], usd: number, chargedAt: number): Promise<void> {
+    // Given back where it is now counted; lost (never over-given) when Redis is unreachable.
+    if (!this.store.healthy) return this.local.refund(lines, usd, chargedAt);
+    try {
+      await this.redis.refund(lines, usd, chargedAt);
+    } catch (error) {
+      this.store.commandFailed(error);
+    }
+  }
+
   states(keys?: string[], limit?: number): BudgetState[] {
     return this.store.healthy ? this.redis.states(keys, limit) : this.local.states(keys, limit);
   }

@@ -37,6 +37,11 @@ export interface Ledger {
   settle(id: string, usd: number): MaybePromise<BudgetState[]>;
   /** Drops the reservation: nothing was spent. */
   release(id: string): MaybePromise<void>;
+  /**
+   * Gives back part of an earlier charge made at `chargedAt` (a batch charged at its worst case,
+   * trued up when its results are read). Nothing is given back once that charge left its window.
+   */
+  refund(lines: BudgetLine[], usd: number, chargedAt: number): MaybePromise<void>;
   /** The state of budget keys (all live ones when `keys` is omitted, most spent first, up to `limit`). */
   states(keys?: string[], limit?: number): MaybePromise<BudgetState[]>;
   close?(): MaybePromise<void>;
@@ -146,6 +151,19 @@ export class MemoryLedger implements Ledger {
       out.push(this.view(line.key, state));
     }
     return out;
+  }
+
+  refund(lines: BudgetLine[], usd: number, chargedAt: number): void {
+    for (const line of lines) {
+      const state = this.keys.get(line.key);
+      if (!state || usd <= 0) continue;
+      const sliceStart = state.windowMs === Infinity ? 0 : Math.floor(chargedAt / (state.windowMs / SLICES)) * (state.windowMs / SLICES);
+      const entry = state.charges.find((c) => c[0] === sliceStart);
+      if (!entry) continue;
+      const back = Math.min(entry[1], usd);
+      entry[1] -= back;
+      state.spent -= back;
+    }
   }
 
   release(id: string): void {

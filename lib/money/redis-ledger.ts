@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BudgetLine, BudgetState, Ledger, ReserveResult } from './ledger';
-import { RELEASE, RESERVE, SETTLE, STATES, TOUCH } from './redis-scripts';
+import { REFUND, RELEASE, RESERVE, SETTLE, STATES, TOUCH } from './redis-scripts';
 
 /** A crashed process's reservations expire this long after it last renewed them. */
 export const RESERVATION_TTL_MS = 60_000;
@@ -21,7 +21,7 @@ async function runScript(client: Redis, script: { text: string; sha: string }, k
 }
 
 const script = (text: string) => ({ text, sha: createHash('sha1').update(text).digest('hex') });
-const SCRIPTS = { reserve: script(RESERVE), settle: script(SETTLE), release: script(RELEASE), touch: script(TOUCH), states: script(STATES) };
+const SCRIPTS = { reserve: script(RESERVE), settle: script(SETTLE), release: script(RELEASE), touch: script(TOUCH), states: script(STATES), refund: script(REFUND) };
 
 /**
  * The ledger shared by every process of one guard name: reserve, extend, settle and release run
@@ -112,6 +112,11 @@ export class RedisLedger implements Ledger {
     if (!lines) return;
     await runScript(this.client, SCRIPTS.release, lines.map((l) => this.budgetKey(l.key)), [this.rid(id)]);
     this.forget(id);
+  }
+
+  async refund(lines: BudgetLine[], usd: number, chargedAt: number): Promise<void> {
+    if (usd <= 0 || !lines.length) return;
+    await runScript(this.client, SCRIPTS.refund, lines.map((l) => this.budgetKey(l.key)), [String(usd), String(chargedAt), ...lines.map((l) => windowArg(l.windowMs))]);
   }
 
   /** Drops a reservation from this process's books only (Redis lets it expire). */

@@ -144,3 +144,28 @@ for i, key in ipairs(KEYS) do
 end
 return result
 `;
+
+/**
+ * Give back part of an earlier charge: KEYS = budget hashes; ARGV = usd, charged-at ms, then
+ * window ms per key. The charge's slice is found by its time (the slice, or a neighbour, as
+ * Redis's clock and the caller's may differ by a hair); a slice already gone gives nothing.
+ */
+export const REFUND = `${PRELUDE}
+local usd, at = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i, key in ipairs(KEYS) do
+  local window = tonumber(ARGV[2 + i])
+  local slice = slice_of(window)
+  local start = 0
+  if slice > 0 then start = math.floor(at / slice) * slice end
+  for _, s in ipairs({start, start - slice, start + slice}) do
+    local field = 's:' .. string.format('%.0f', s)
+    local v = tonumber(redis.call('HGET', key, field))
+    if v then
+      redis.call('HINCRBYFLOAT', key, field, string.format('%.17g', -math.min(v, usd)))
+      break
+    end
+    if slice == 0 then break end
+  end
+end
+return 1
+`;

@@ -19,7 +19,8 @@ export interface Usage {
   estimated?: boolean;
 }
 
-export type Endpoint = 'messages' | 'count_tokens' | 'chat' | 'responses' | 'embeddings' | 'completions' | 'other';
+/** `batches`: a Message Batch created; `batch_results`: its results read (Anthropic). */
+export type Endpoint = 'messages' | 'count_tokens' | 'chat' | 'responses' | 'embeddings' | 'completions' | 'batches' | 'batch_results' | 'other';
 
 /** What the guard needs to know about a request, read from its body before it is sent. */
 export interface ParsedRequest {

@@ -76,6 +76,8 @@ export const anthropicAdapter: ProviderAdapter = {
       post && path.endsWith('/messages') ? 'messages'
       : post && path.endsWith('/messages/count_tokens') ? 'count_tokens'
       : post && path.endsWith('/complete') ? 'completions'
+      : post && path.endsWith('/messages/batches') ? 'batches'
+      : !post && /\/messages\/batches\/[^/]+\/results$/.test(path) ? 'batch_results'
       : 'other';
     const field = endpoint === 'completions' ? 'max_tokens_to_sample' : 'max_tokens';
     const billable = endpoint === 'messages' || endpoint === 'completions';

@@ -8,6 +8,7 @@ import type { PriceBook } from '../money/prices';
 import type { BudgetLine, BudgetState, Ledger, MaybePromise, ReserveResult } from '../money/ledger';
 import type { TapEnd } from '../internal/response-tap';
 import { windowText } from '../config/resolve';
+import { estimateInputTokens } from '../money/estimate';
 
 export interface CostGuardDeps {
   config: () => ResolvedConfig;
@@ -43,9 +44,14 @@ export class CostGuardStage implements Stage {
   /** Budget keys above their warnAt fraction, so each crossing warns once. */
   private readonly warned = new Set<string>();
 
+  /** Message Batches charged at their worst case, until their results are read: batch id → charge. */
+  private readonly batches = new Map<string, { usd: number; lines: BudgetLine[]; at: number }>();
+
   constructor(private readonly deps: CostGuardDeps) {}
 
   async run(ctx: CallContext, next: Next): Promise<Response> {
+    if (ctx.request.endpoint === 'batches') return this.guardBatch(ctx, next);
+    if (ctx.request.endpoint === 'batch_results') return this.trueUpBatch(ctx, next);
     if (!ctx.request.billable) return next(ctx);
     const config = this.deps.config();
     const prices = this.deps.prices();
@@ -129,11 +135,109 @@ export class CostGuardStage implements Stage {
     return response;
   }
 
+  /**
+   * A Message Batch: every request's worst case at batch prices (half), each within the per-call
+   * cap, their sum reserved against the budgets before the batch is sent and charged when it is
+   * accepted — the provider bills it later, as the requests run — then trued up to the actual
+   * usage when its results are read.
+   */
+  private async guardBatch(ctx: CallContext, next: Next): Promise<Response> {
+    const config = this.deps.config();
+    const prices = this.deps.prices();
+    const cap = config.cost.maxCostPerCallUsd;
+    const requests = Array.isArray(ctx.request.body?.requests) ? (ctx.request.body.requests as Array<{ custom_id?: unknown; params?: Record<string, unknown> }>) : [];
+    let worst = 0;
+    const usage: Usage = { inputTokens: 0, outputTokens: 0, estimated: true };
+    for (const entry of requests) {
+      const params = entry?.params ?? {};
+      const model = typeof params.model === 'string' ? params.model : undefined;
+      this.checkModelPriced(model, prices, ctx.adapter.name);
+      const input = estimateInputTokens('messages', params);
+      const output = typeof params.max_tokens === 'number' ? params.max_tokens : (prices.maxOutputTokens(model) ?? 0);
+      const one = prices.cost(model, { inputTokens: input, outputTokens: output }, { batch: true });
+      if (one > cap) {
+        throw this.exceeded(
+          ctx,
+          'pre-call',
+          { scope: 'call', key: 'call', limitUsd: cap, spentUsd: 0, estimatedUsd: one },
+          `Refused before sending: batch request "${String(entry?.custom_id)}" could cost ${usd(one)} at batch prices (${input} input + ${output} output tokens of ${model}), over the per-call cap of ${usd(cap)} (cost.maxCostPerCallUsd). Nothing was sent.`,
+        );
+      }
+      worst += one;
+      usage.inputTokens += input;
+      usage.outputTokens += output;
+    }
+    const lines = this.linesFor(ctx, config);
+    const ledger = this.deps.ledger();
+    const id = `c${ctx.callId}`;
+    if (lines.length) {
+      const result = await resolved(ledger.reserve(id, lines, worst));
+      if (!result.ok) throw this.refusal(ctx, 'pre-call', result, worst);
+    }
+    let response: Response;
+    try {
+      response = await next(ctx);
+    } catch (error) {
+      if (lines.length) await resolved(ledger.release(id));
+      throw error;
+    }
+    if (!response.ok) {
+      if (lines.length) await resolved(ledger.release(id));
+      return response;
+    }
+    const batchId = await response
+      .clone()
+      .json()
+      .then((b: { id?: unknown }) => (typeof b.id === 'string' ? b.id : undefined), () => undefined);
+    if (lines.length) await resolved(ledger.settle(id, worst));
+    this.recordCost(ctx, usage, worst);
+    if (batchId) {
+      if (this.batches.size >= 10_000) this.batches.delete(this.batches.keys().next().value!);
+      this.batches.set(batchId, { usd: worst, lines, at: Date.now() });
+    }
+    return response;
+  }
+
+  /** A batch's results: what its requests really cost replaces the worst case charged for it. */
+  private async trueUpBatch(ctx: CallContext, next: Next): Promise<Response> {
+    const response = await next(ctx);
+    const batchId = /\/messages\/batches\/([^/]+)\/results$/.exec(new URL(ctx.url).pathname)?.[1];
+    const charged = batchId === undefined ? undefined : this.batches.get(batchId);
+    if (!response.ok || !charged) return response;
+    this.batches.delete(batchId!);
+    const prices = this.deps.prices();
+    const asMessage = { ...ctx.request, endpoint: 'messages' as const };
+    void response
+      .clone()
+      .text()
+      .then(async (text) => {
+        let actual = 0;
+        for (const line of text.split('\n')) {
+          if (!line.trim()) continue;
+          const result = (JSON.parse(line) as { result?: { type?: string; message?: { model?: string } } }).result;
+          // Errored, canceled and expired requests are not billed.
+          if (result?.type !== 'succeeded' || !result.message) continue;
+          const used = ctx.adapter.usageFromJson(asMessage, result.message);
+          if (used) actual += prices.cost(result.message.model, used, { batch: true });
+        }
+        const back = charged.usd - actual;
+        if (back <= 0) return;
+        await resolved(this.deps.ledger().refund(charged.lines, back, charged.at));
+        this.deps.charge(-back);
+        this.deps.logger().debug({ batchId, chargedUsd: charged.usd, actualUsd: actual }, 'batch trued up to its actual cost');
+      })
+      .catch(() => this.batches.set(batchId!, charged)); // unreadable now: the next read trues it up
+    return response;
+  }
+
   private checkPriced(ctx: CallContext, prices: PriceBook): void {
-    const model = ctx.request.model;
+    this.checkModelPriced(ctx.request.model, prices, ctx.adapter.name);
+  }
+
+  private checkModelPriced(model: string | undefined, prices: PriceBook, provider: string): void {
     const source = prices.source(model);
     if (source.kind === 'unpriced') {
-      if (prices.unpriced === 'reject') throw new UnpricedModelError(model ?? '(none)', ctx.adapter.name);
+      if (prices.unpriced === 'reject') throw new UnpricedModelError(model ?? '(none)', provider);
       this.warnUnpricedOnce(model, 'is not priced: its calls are counted at $0 (cost.unpricedModel = "allow")');
     } else if (source.kind === 'conservative') {
       this.warnUnpricedOnce(model, `is not priced: it is charged as ${source.modelId}, the provider's dearest model`);

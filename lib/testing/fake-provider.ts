@@ -125,6 +125,8 @@ function inputTextOf(endpoint: FakeEndpoint, body: Record<string, unknown>): num
       return textLength(body.instructions) + textLength(body.input) + (body.tools ? JSON.stringify(body.tools).length : 0);
     case 'embeddings':
       return textLength(body.input);
+    case 'batches':
+      return 0;
   }
 }
 
@@ -345,6 +347,8 @@ export class FakeProvider {
       res.end(text);
     };
 
+    const batchPath = /\/messages\/batches(?:\/([^/]+)(\/results)?)?$/.exec(path);
+    if (batchPath) return this.handleBatch(req.method ?? 'GET', batchPath[1], batchPath[2] !== undefined, chunks, record, send, errorBody, req);
     if (req.method !== 'POST' || !route) return send(404, errorBody(404, `No route for ${req.method} ${path}`));
     const endpoint = route[1];
     let body: Record<string, unknown>;
@@ -484,6 +488,67 @@ export class FakeProvider {
     if (closed) return;
     for (const event of script.tail(sent)) res.write(event);
     res.end();
+  }
+
+  /** Message batches, processed at once: each request is generated and billed at half price. */
+  private readonly batches = new Map<string, { object: Record<string, unknown>; results: string }>();
+
+  private handleBatch(
+    method: string,
+    id: string | undefined,
+    results: boolean,
+    chunks: Buffer[],
+    record: RequestRecord,
+    send: (status: number, body: unknown, headers?: Record<string, string>) => void,
+    errorBody: (status: number, message: string) => unknown,
+    req: IncomingMessage,
+  ): void {
+    record.endpoint = 'batches';
+    if (method === 'POST' && id === undefined) {
+      let body: { requests?: Array<{ custom_id: string; params: Record<string, unknown> }> };
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
+      } catch {
+        return send(400, errorBody(400, 'Request body is not valid JSON'));
+      }
+      if (!Array.isArray(body.requests) || body.requests.length === 0) return send(400, errorBody(400, 'requests: Field required'));
+      const batchId = `msgbatch_${record.id}`;
+      const lines: string[] = [];
+      for (const { custom_id, params } of body.requests) {
+        const model = String(params.model);
+        const inputTokens = Math.ceil(inputTextOf('messages', params) / 4) + this.behaviour.extraInputTokens;
+        const count = Math.min(Number(params.max_tokens), this.behaviour.outputTokens);
+        const g: Generation = { id: `msg_${batchId}_${custom_id}`, model, inputTokens, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, tokens: outputTokens(count), truncated: false };
+        const usd = this.price('anthropic', g, count) * 0.5;
+        this.stats.billed.inputTokens += inputTokens;
+        this.stats.billed.outputTokens += count;
+        this.stats.billed.usd += usd;
+        record.inputTokens += inputTokens;
+        record.outputTokens += count;
+        record.costUsd += usd;
+        lines.push(JSON.stringify({ custom_id, result: { type: 'succeeded', message: anthropicMessage(g) } }));
+      }
+      const host = `http://${req.headers.host}`;
+      const now = new Date().toISOString();
+      const object = {
+        id: batchId,
+        type: 'message_batch',
+        processing_status: 'ended',
+        request_counts: { processing: 0, succeeded: lines.length, errored: 0, canceled: 0, expired: 0 },
+        ended_at: now,
+        created_at: now,
+        expires_at: now,
+        archived_at: null,
+        cancel_initiated_at: null,
+        results_url: `${host}/v1/messages/batches/${batchId}/results`,
+      };
+      this.batches.set(batchId, { object, results: lines.join('\n') + '\n' });
+      return send(200, object);
+    }
+    const batch = id === undefined ? undefined : this.batches.get(id);
+    if (method !== 'GET' || !batch) return send(404, errorBody(404, `No batch ${id ?? ''}`));
+    if (!results) return send(200, batch.object);
+    return send(200, batch.results, { 'content-type': 'application/binary' });
   }
 
   private price(dialect: Dialect, g: Generation, output: number): number {

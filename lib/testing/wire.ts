@@ -5,7 +5,7 @@
 import type { TokenBucket } from './token-bucket';
 
 export type Dialect = 'anthropic' | 'openai';
-export type FakeEndpoint = 'messages' | 'count_tokens' | 'chat' | 'responses' | 'embeddings';
+export type FakeEndpoint = 'messages' | 'count_tokens' | 'chat' | 'responses' | 'embeddings' | 'batches';
 
 /** One generation, as decided by the fake before it answers. */
 export interface Generation {

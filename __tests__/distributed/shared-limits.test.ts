@@ -8,6 +8,16 @@ import { describeWithRedis, useRedisServer } from '../support/redis';
 
 jest.setTimeout(30_000);
 
+/** Guards made by a test are closed after it, pass or fail: an open Redis connection would keep jest alive. */
+const made: Array<{ guard: { close(): Promise<void> } }> = [];
+afterEach(async () => {
+  await Promise.all(made.splice(0).map((c) => c.guard.close()));
+});
+function track<T extends { guard: { close(): Promise<void> } }>(client: T): T {
+  made.push(client);
+  return client;
+}
+
 const until = async (check: () => boolean, ms = 5000) => {
   const deadline = Date.now() + ms;
   while (!check()) {
@@ -28,7 +38,7 @@ describeWithRedis('shared limits through Redis', () => {
   });
 
   const guarded = (name: string, options: Parameters<typeof createGuardedClient>[1] = {}) =>
-    createGuardedClient(anthropicFor(fake()), { name, redis: server().url, ...options });
+    track(createGuardedClient(anthropicFor(fake()), { name, redis: server().url, ...options }));
   const call = (client: ReturnType<typeof guarded>) => client.messages.create({ model: CLAUDE, max_tokens: 32, messages: hello });
 
   it("recovers when its Redis keys vanish (Bottleneck's Redis-7 bug, fixed on our connection)", async () => {
@@ -94,7 +104,7 @@ describeWithRedis('shared limits through Redis', () => {
   });
 
   it('shows a Redis URL without its password', async () => {
-    const client = createGuardedClient(anthropicFor(fake()), { redis: 'redis://app:hunter2@127.0.0.1:1', logLevel: 'silent' });
+    const client = track(createGuardedClient(anthropicFor(fake()), { redis: 'redis://app:hunter2@127.0.0.1:1', logLevel: 'silent' }));
     const status = JSON.stringify(client.guard.status());
     expect(status).not.toContain('hunter2');
     expect(status).toContain('redis://***@127.0.0.1:1');
@@ -108,13 +118,13 @@ describeWithRedis('when Redis goes away', () => {
 
   it("carries on in process, then replays the outage's charges into Redis once when it is back", async () => {
     const name = `outage-${Date.now()}`;
-    const client = createGuardedClient(anthropicFor(fake()), {
+    const client = track(createGuardedClient(anthropicFor(fake()), {
       name,
       redis: server().url,
       logLevel: 'silent',
       limits: { requestsPerMinute: 6000 },
       cost: { budgets: [{ scope: 'global', limitUsd: 1, window: '1h' }] },
-    });
+    }));
     const states: string[] = [];
     client.guard.on('redis', (e) => states.push(e.state));
     let outageCost = 0;
@@ -148,7 +158,7 @@ describeWithRedis('when Redis goes away', () => {
   });
 
   it("with redisFailure 'reject', refuses calls while Redis is down and sends nothing", async () => {
-    const client = createGuardedClient(anthropicFor(fake()), { name: `reject-${Date.now()}`, redis: server().url, redisFailure: 'reject', logLevel: 'silent', limits: { requestsPerMinute: 6000 } });
+    const client = track(createGuardedClient(anthropicFor(fake()), { name: `reject-${Date.now()}`, redis: server().url, redisFailure: 'reject', logLevel: 'silent', limits: { requestsPerMinute: 6000 } }));
     await until(() => client.guard.status().shared?.redis === 'up');
     await server().kill();
     await until(() => client.guard.status().shared?.redis === 'down');

@@ -50,6 +50,20 @@ export function sharedConnection(client: Redis): Bottleneck.IORedisConnection {
 }
 
 /**
+ * Whether Bottleneck's own connections are up, waiting up to `ms` for them: after an outage
+ * they reconnect on their own schedule, a little after the guard's client.
+ */
+export async function connectionReady(connection: Bottleneck.IORedisConnection, ms: number): Promise<boolean> {
+  const { client, subscriber } = connection as unknown as { client: Redis; subscriber: Redis };
+  const deadline = Date.now() + ms;
+  while (client.status !== 'ready' || subscriber.status !== 'ready') {
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 25).unref());
+  }
+  return true;
+}
+
+/**
  * A rate limit shared by every process of one guard name: a Bottleneck limiter on Redis
  * (datastore 'ioredis'), refilled gradually like the provider's bucket. Weights are whole units
  * (Redis keeps them as integers): a call heavier than the burst goes when the bucket is full and

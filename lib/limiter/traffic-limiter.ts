@@ -6,7 +6,7 @@ import type { GuardScope } from '../scope';
 import { Bucket, NETWORK_JITTER_MS, SAFETY_MARGIN, configuredPlan, type BucketPlan } from './bucket';
 import { ScopeLimiters, holdSlot, takeSlotNow, type Grant, type ScopeLimiter } from './scope-limiters';
 import type Bottleneck from 'bottleneck';
-import { SharedBucket } from '../distributed/shared-bucket';
+import { SharedBucket, connectionReady } from '../distributed/shared-bucket';
 import type { SharedStore } from '../distributed/shared-store';
 import { SharedStateUnavailableError } from '../errors';
 
@@ -150,7 +150,7 @@ export class TrafficLimiter {
    */
   private async takeShared(weights: Record<Dimension, number>, taken: SharedTaken, abandoned: () => boolean): Promise<void> {
     const shared = this.deps.shared!;
-    if (!shared.store.healthy) {
+    if (!shared.store.healthy || !(await connectionReady(shared.connection, 2000))) {
       if (this.deps.config().redisFailure === 'reject') throw new SharedStateUnavailableError('the shared rate limits');
       return;
     }

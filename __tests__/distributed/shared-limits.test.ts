@@ -4,7 +4,7 @@ import { createGuardedClient, SharedStateUnavailableError, type GuardEventMap } 
 import { SharedBucket, sharedConnection } from '../../lib/distributed/shared-bucket';
 import { configuredPlan } from '../../lib/limiter/bucket';
 import { anthropicFor, CLAUDE, hello, useFakeProvider } from '../support/clients';
-import { describeWithRedis, useRedisServer } from '../support/redis';
+import { describeWithRedis, startRedis, useRedisServer } from '../support/redis';
 
 jest.setTimeout(30_000);
 
@@ -101,6 +101,25 @@ describeWithRedis('shared limits through Redis', () => {
     expect(bArrival - limitedAt).toBeGreaterThanOrEqual(900);
     expect(seen.some((e) => e.source === 'provider' && /another process/.test(e.reason ?? ''))).toBe(true);
     await Promise.all([a.guard.close(), b.guard.close()]);
+  });
+
+  it('connects as an ACL user with a password from the URL, and never shows the password', async () => {
+    const secured = await startRedis(['--user', 'default', 'off', '--user', 'app', 'on', '>acl-pass-71', '~*', '&*', '+@all']);
+    try {
+      const url = secured.url.replace('redis://', 'redis://app:acl-pass-71@');
+      const name = `acl-${Date.now()}`;
+      const client = track(createGuardedClient(anthropicFor(fake()), { name, redis: url, cost: { budgets: [{ scope: 'global', limitUsd: 1, window: '1h' }] } }));
+      await until(() => client.guard.status().shared?.redis === 'up');
+      await call(client);
+      await until(() => (client.guard.status().budgets[0]?.spentUsd ?? 0) > 0);
+      const check = new Redis(url);
+      expect(await check.exists(`guarded-llm:{${name}}:budget:global`)).toBe(1);
+      check.disconnect();
+      expect(JSON.stringify(client.guard.status())).not.toContain('acl-pass-71');
+      await client.guard.close();
+    } finally {
+      await secured.stop();
+    }
   });
 
   it('shows a Redis URL without its password', async () => {

@@ -64,7 +64,7 @@ async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
         socket.write('PING\r\n');
         socket.once('data', (d) => {
           socket.destroy();
-          resolve(d.toString().startsWith('+PONG'));
+          resolve(/^(\+PONG|-NOAUTH)/.test(d.toString()));
         });
       });
       socket.once('error', () => resolve(false));
@@ -76,8 +76,10 @@ async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
   throw new Error(`redis-server did not answer on port ${port}`);
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/** A Redis server; `args` are extra redis-server flags (e.g. `--requirepass`), for a server of our own. */
+export async function startRedis(args: string[] = []): Promise<RedisServer> {
   if (!binary) {
+    if (args.length) throw new Error('this test configures its own Redis: it needs redis-server installed, not REDIS_URL');
     const url = process.env.REDIS_URL!;
     const unsupported = async () => {
       throw new Error('this test kills Redis: it needs redis-server installed, not REDIS_URL');
@@ -87,7 +89,7 @@ export async function startRedis(): Promise<RedisServer> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: 'ignore' });
     await waitForPort(port);
   };
   const kill = async () => {

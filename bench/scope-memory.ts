@@ -18,6 +18,9 @@ async function scenario(name: string, user: ScopeLimits, keys: number, waitIdleM
   const fetchImpl = memoryFetch();
   const client = createGuardedClient(new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: fetchImpl }), {
     limits: { maxConcurrent: 256, adaptive: false, perScope: { user } },
+    // This measures the limiter's per-key memory: 1,000 calls at once without max_tokens would
+    // otherwise reserve past the default $50 global budget.
+    cost: { budgets: [] },
   });
   const before = heapMiB();
   const timersBefore = timers();

@@ -230,10 +230,12 @@ export class Guard {
     let estimated = request.billable ? estimateInputTokens(request.endpoint, request.body, exact) : 0;
     const counted = this.config.cost.exactInputTokens && this.adapter === anthropicAdapter && request.endpoint === 'messages' && request.body ? await this.countExactly(url, requestInit, request.body) : undefined;
     if (counted !== undefined) estimated = counted;
-    const factor = exact || counted !== undefined || !request.model ? 1 : (this.calibration.get(request.model) ?? 1);
+    // An OpenAI-format count is exact for OpenAI's own tokenizer, but a compatible host may count
+    // with another: it is calibrated like the estimate. Anthropic's countTokens is the provider's own.
+    const factor = counted !== undefined || !request.model ? 1 : (this.calibration.get(request.model) ?? 1);
     const inputTokens = Math.ceil(estimated * factor);
     const ctx = new CallContext(++this.callSeq, this.adapter, request, currentScope(), requestInit.signal ?? undefined, url, requestInit, inputTokens);
-    if (!exact && counted === undefined && request.model) {
+    if (counted === undefined && request.model) {
       const model = request.model!;
       ctx.recount = () => (ctx.inputTokens = Math.max(ctx.inputTokens, Math.ceil(estimated * (this.calibration.get(model) ?? 1))));
     }
@@ -247,7 +249,7 @@ export class Guard {
       });
     }
     const response = this.observers.length === 0 || !this.observers.some((o) => o.active?.() ?? true) ? await this.pipeline(ctx) : await this.observed(ctx);
-    if (!exact && estimated > 0 && ctx.tap && request.model) this.calibrate(ctx.tap, request.model, estimated);
+    if (counted === undefined && estimated > 0 && ctx.tap && request.model) this.calibrate(ctx.tap, request.model, estimated);
     return { response, ctx };
   }
 

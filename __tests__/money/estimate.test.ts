@@ -74,4 +74,18 @@ describe('exact OpenAI counts with the optional gpt-tokenizer', () => {
     await client.chat.completions.create({ model: GPT, messages: [{ role: 'user', content }] });
     expect(seen[0]!.inputTokensEstimate).toBe(countTokens(content) + 4 + 3);
   });
+
+  test('an exact count is still calibrated to a compatible host whose tokenizer counts more', async () => {
+    // The fake counts 4 characters a token, like a host with another tokenizer: more than o200k here.
+    const client = createGuardedClient(openaiFor(fake()));
+    const seen: Array<GuardEventMap['request']> = [];
+    client.guard.on('request', (e) => seen.push(e));
+    const messages = [{ role: 'user' as const, content: 'lorem ipsum '.repeat(100) }];
+    await client.chat.completions.create({ model: GPT, messages });
+    const hostCount = fake().records[0]!.inputTokens;
+    expect(seen[0]!.inputTokensEstimate).toBeLessThan(hostCount);
+    await client.chat.completions.create({ model: GPT, messages });
+    expect(seen[1]!.inputTokensEstimate).toBeGreaterThanOrEqual(hostCount);
+    await client.guard.close();
+  });
 });

@@ -4,18 +4,8 @@
  * calls, and prints one JSON line with what happened.
  */
 import Anthropic from '@anthropic-ai/sdk';
-import { createGuardedClient, type GuardOptions } from '../../lib';
-
-interface WorkerSpec {
-  baseURL: string;
-  apiKey: string;
-  redisUrl?: string;
-  options: GuardOptions;
-  calls: number;
-  concurrency: number;
-  model: string;
-  maxTokens: number;
-}
+import { createGuardedClient } from '../../lib';
+import type { ReplicaSpec as WorkerSpec } from './replicas';
 
 async function main(): Promise<void> {
   const spec = JSON.parse(process.env.WORKER_SPEC!) as WorkerSpec;

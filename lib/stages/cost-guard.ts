@@ -67,13 +67,7 @@ export class CostGuardStage implements Stage {
       reserved = typeof r === 'number' ? r : await r;
     }
 
-    let response: Response;
-    try {
-      response = await next(ctx);
-    } catch (error) {
-      if (lines.length) await resolved(ledger.release(id));
-      throw error;
-    }
+    const response = await this.send(ctx, next, ledger, id, lines);
     const tap = ctx.tap;
     if (!tap) {
       // An error answer: the provider billed nothing.
@@ -174,13 +168,7 @@ export class CostGuardStage implements Stage {
       const result = await resolved(ledger.reserve(id, lines, worst));
       if (!result.ok) throw this.refusal(ctx, 'pre-call', result, worst);
     }
-    let response: Response;
-    try {
-      response = await next(ctx);
-    } catch (error) {
-      if (lines.length) await resolved(ledger.release(id));
-      throw error;
-    }
+    const response = await this.send(ctx, next, ledger, id, lines);
     if (!response.ok) {
       if (lines.length) await resolved(ledger.release(id));
       return response;
@@ -196,6 +184,16 @@ export class CostGuardStage implements Stage {
       this.batches.set(batchId, { usd: worst, lines, at: Date.now() });
     }
     return response;
+  }
+
+  /** Sends the call; if it fails without a response, its reservation is released. */
+  private async send(ctx: CallContext, next: Next, ledger: Ledger, id: string, lines: BudgetLine[]): Promise<Response> {
+    try {
+      return await next(ctx);
+    } catch (error) {
+      if (lines.length) await resolved(ledger.release(id));
+      throw error;
+    }
   }
 
   /** A batch's results: what its requests really cost replaces the worst case charged for it. */

@@ -3,7 +3,7 @@ import OpenAI from 'openai';
 import { calcPrice } from '@pydantic/genai-prices';
 import { BudgetExceededError, createGuardedClient, GuardConfigError, type GuardEventMap } from '../../lib';
 import { startFakeProvider, type FakeProvider } from '../../lib/testing';
-import { CLAUDE, GPT, OPENAI_KEY, anthropicFor, hello, openaiFor, useFakeProvider } from '../support/clients';
+import { CLAUDE, GPT, OPENAI_KEY, anthropicFor, hello, openaiFor, useFakeProvider, withEnv } from '../support/clients';
 
 const BACKUP_ANTHROPIC_KEY = 'sk-ant-backup-000111222333';
 const BACKUP_OPENAI_KEY = 'sk-backup-000111222333';
@@ -154,6 +154,16 @@ describe('failover to another model', () => {
     expect(served.model).toBe(HAIKU);
     const price = calcPrice({ input_tokens: data.usage.input_tokens, output_tokens: data.usage.output_tokens }, HAIKU, { providerId: 'anthropic' })!.total_price;
     expect(charged).toBeCloseTo(price, 12);
+    await client.guard.close();
+  });
+
+  it('takes fallback models from LLM_GUARD_FALLBACK_MODELS', async () => {
+    const client = await withEnv({ LLM_GUARD_FALLBACK_MODELS: `${HAIKU}, claude-3-5-haiku-latest` }, () => createGuardedClient(anthropicFor(primary()), fast));
+    expect(client.guard.status().config.fallback).toEqual([`model:${HAIKU}`, 'model:claude-3-5-haiku-latest']);
+    expect(client.guard.status().sources.fallback).toBe('LLM_GUARD_FALLBACK_MODELS');
+    primary().fault({ status: 529 }, { times: 2 });
+    const { response } = await client.messages.create({ model: CLAUDE, max_tokens: 16, messages: hello }).withResponse();
+    expect(response.headers.get('x-guarded-llm-target')).toBe(`model:${HAIKU}`);
     await client.guard.close();
   });
 

@@ -186,7 +186,15 @@ export function resolveConfig(options: GuardOptions | undefined, env: NodeJS.Pro
     }
     config.redis = client;
   }
-  config.fallback = validateFallback(given.fallback);
+  if (given.fallback !== undefined) {
+    config.fallback = validateFallback(given.fallback);
+    sources.fallback = 'option';
+  } else {
+    const models = (flat.fallbackModels as string | undefined)?.split(',').map((m) => m.trim());
+    config.fallback = models ? models.map((model) => ({ model })) : [];
+    sources.fallback = sources.fallbackModels ?? 'default';
+  }
+  delete (config as { fallbackModels?: unknown }).fallbackModels;
   if (given.logger !== undefined && !isLogger(given.logger)) {
     throw new GuardConfigError('logger', describeValue(given.logger), 'an object with debug, info, warn and error methods (pino-compatible)');
   }

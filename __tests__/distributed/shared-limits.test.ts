@@ -176,6 +176,29 @@ describeWithRedis('when Redis goes away', () => {
     await client.guard.close();
   });
 
+  it('while Redis is down, each replica enforces its share of the rate limit, and all of it again after', async () => {
+    const name = `share-${Date.now()}`;
+    const options = { name, redis: server().url, logLevel: 'silent' as const, limits: { requestsPerMinute: 1200, maxConcurrent: 50 } };
+    const a = track(createGuardedClient(anthropicFor(fake()), options));
+    const b = track(createGuardedClient(anthropicFor(fake()), options));
+    await until(() => a.guard.status().shared?.redis === 'up' && b.guard.status().shared?.redis === 'up');
+    for (let i = 0; i < 3; i++) await Promise.all([a, b].map((c) => c.messages.create({ model: CLAUDE, max_tokens: 8, messages: hello })));
+    await new Promise((r) => setTimeout(r, 100)); // the replica count is read in the background
+    const warnings: string[] = [];
+    a.guard.on('warning', (w) => warnings.push(w.code));
+    await server().kill();
+    await until(() => a.guard.status().shared?.redis === 'down');
+    fake().reset();
+    await Promise.all(Array.from({ length: 30 }, () => a.messages.create({ model: CLAUDE, max_tokens: 8, messages: hello })));
+    const arrivals = fake().stats.arrivals;
+    const steady = arrivals.filter((t) => t >= arrivals[0]! + 1000);
+    // Half of 20/s (two replicas were active), where the whole limit would be 19.6/s.
+    expect((steady.length - 1) / ((steady[steady.length - 1]! - steady[0]!) / 1000)).toBeLessThan(11);
+    expect(warnings).toContain('redis_down_local_share');
+    await server().restart();
+    await until(() => a.guard.status().shared?.redis === 'up', 10_000);
+  });
+
   it("with redisFailure 'reject', refuses calls while Redis is down and sends nothing", async () => {
     const client = track(createGuardedClient(anthropicFor(fake()), { name: `reject-${Date.now()}`, redis: server().url, redisFailure: 'reject', logLevel: 'silent', limits: { requestsPerMinute: 6000 } }));
     await until(() => client.guard.status().shared?.redis === 'up');

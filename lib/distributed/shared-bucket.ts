@@ -43,7 +43,9 @@ export function sharedRefillSettings(plan: BucketPlan): {
 
 /** One Bottleneck connection per guard, on its own duplicate of the guard's Redis client. */
 export function sharedConnection(client: Redis): Bottleneck.IORedisConnection {
-  const connection = fixRedisErrors(new Bottleneck.IORedisConnection({ client: client.duplicate() }));
+  // Bottleneck subscribes on a duplicate of this client, which ioredis re-subscribes on reconnect:
+  // that needs an offline queue (the guard itself races every wait against the connection).
+  const connection = fixRedisErrors(new Bottleneck.IORedisConnection({ client: client.duplicate({ enableOfflineQueue: true }) }));
   // Errors also reach the guard through its own client; without a listener Bottleneck logs nothing, but be explicit.
   connection.on('error', () => {});
   return connection;

@@ -179,16 +179,15 @@ export class SharedStore {
   onPause(listener: (untilMs: number) => void): void {
     this.pauseListener = listener;
     if (this.subscriber) return;
-    const subscriber = (this.subscriber = this.client.duplicate());
+    // A subscriber queues while disconnected: ioredis re-subscribes on reconnect, and without an
+    // offline queue that re-subscription is an unhandled rejection.
+    const subscriber = (this.subscriber = this.client.duplicate({ enableOfflineQueue: true }));
     subscriber.on('error', () => {});
     subscriber.on('message', (_channel: string, message: string) => {
       const until = Number(message);
       if (Number.isFinite(until)) this.pauseListener?.(until);
     });
-    // Subscribed on every (re)connect: commands sent before it would fail (no offline queue).
-    const subscribe = () => void subscriber.subscribe(`${this.prefix}${PAUSE_CHANNEL}`).catch(() => {});
-    subscriber.on('ready', subscribe);
-    if (subscriber.status === 'ready') subscribe();
+    subscriber.subscribe(`${this.prefix}${PAUSE_CHANNEL}`).catch(() => {});
     void this.readPause();
   }
 

@@ -86,6 +86,43 @@ export class TrafficLimiter {
     this.configure(config);
     // A 429 seen by another process pauses this one too.
     deps.shared?.store.onPause((until) => this.pause(until - Date.now(), true));
+    // While Redis is away each replica enforces its share of the limits, not all of them.
+    deps.shared?.store.onDown(() => this.shareLocally(this.replicas));
+    deps.shared?.store.onUp(() => this.shareLocally(1));
+  }
+
+  /** Replicas of this guard name seen using the shared limits lately (read from Redis now and then). */
+  private replicas = 1;
+  private replicasReadAt = 0;
+
+  private countReplicas(): void {
+    const shared = this.deps.shared;
+    const bucket = Object.values(this.sharedBuckets)[0];
+    if (!shared || !bucket || Date.now() - this.replicasReadAt < 5000) return;
+    this.replicasReadAt = Date.now();
+    shared.store.client
+      .zcount(`b_${shared.store.prefix}${bucket.name}_client_last_seen`, Date.now() - 10_000, '+inf')
+      .then((n) => (this.replicas = Math.max(1, n)))
+      .catch(() => {});
+  }
+
+  /** Sets the in-process rate limits to 1/n of the configured (or learned) ones. */
+  private shareLocally(n: number): void {
+    const limits = this.deps.config().limits;
+    const planFor = (dim: Dimension): BucketPlan | undefined => {
+      const perMinute = limits[CONFIG_KEY[dim]];
+      const full = perMinute !== undefined ? configuredPlan(perMinute) : limits.adaptive ? this.learned[dim]?.plan : undefined;
+      return full && { perMinute: full.perMinute / n, capacity: Math.max(1, full.capacity / n) };
+    };
+    const requests = planFor('requests');
+    if (requests && (this.requestsMode === 'configured' || this.requestsMode === 'learned')) this.main.replan(requests);
+    for (const dim of TOKEN_DIMENSIONS) {
+      const plan = planFor(dim);
+      if (plan) this.tokenBuckets[dim]?.replan(plan);
+    }
+    if (n > 1 && this.deps.emitter.has('warning')) {
+      this.deps.emitter.emit('warning', { code: 'redis_down_local_share', message: `Redis is unreachable: this process now enforces 1/${n} of the rate limits (${n} replicas were active)` });
+    }
   }
 
   /** Applies (live) configuration: concurrency, configured rates, per-scope limits. */
@@ -164,6 +201,7 @@ export class TrafficLimiter {
         if (got === 'down') throw new Error('Redis connection lost');
         if (abandoned()) return bucket.refund(got);
         taken.push([bucket, got]);
+        this.countReplicas();
       } catch (error) {
         shared.store.commandFailed(error);
         if (this.deps.config().redisFailure === 'reject') throw new SharedStateUnavailableError('the shared rate limits', { cause: error });
@@ -554,12 +592,14 @@ export class TrafficLimiter {
     if (this.keepAlive) clearInterval(this.keepAlive);
     this.keepAlive = undefined;
     for (const resolve of this.resumeWaiters.splice(0)) resolve();
+    // The shared connection ends first: Bottleneck then skips unsubscribing each limiter, an
+    // un-awaited command of its own that would reject once the connection is gone.
+    if (this.deps.shared) await Promise.resolve(this.deps.shared.connection.disconnect(false)).catch(() => {});
     await Promise.all([
       this.main.close(),
       ...Object.values(this.tokenBuckets).map((b) => b.close()),
       ...Object.values(this.sharedBuckets).map((b) => b.close()),
       this.scopes.close(),
     ]);
-    if (this.deps.shared) await Promise.resolve(this.deps.shared.connection.disconnect(false)).catch(() => {});
   }
 }

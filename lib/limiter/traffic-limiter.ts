@@ -197,7 +197,10 @@ export class TrafficLimiter {
       let offDown: (() => void) | undefined;
       try {
         const down = new Promise<'down'>((resolve) => (offDown = shared.store.onDown(() => resolve('down'))));
-        const got = await Promise.race([bucket.take(weights[dim]), down]);
+        const taking = bucket.take(weights[dim]);
+        // If the connection goes first, the take may still fail later: nobody waits for it then.
+        taking.catch(() => {});
+        const got = await Promise.race([taking, down]);
         if (got === 'down') throw new Error('Redis connection lost');
         if (abandoned()) return bucket.refund(got);
         taken.push([bucket, got]);

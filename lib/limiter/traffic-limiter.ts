@@ -76,6 +76,8 @@ export class TrafficLimiter {
   private pauseTimer: ReturnType<typeof setTimeout> | undefined;
   private probeSeq = 0;
   private closed = false;
+  /** Dispatched calls whose response headers have not come back yet, by dispatch number. */
+  private readonly unanswered = new Set<number>();
   /** Distributed mode: the rates every process of this guard name shares, by dimension. */
   private readonly sharedBuckets: Partial<Record<Dimension, SharedBucket>> = {};
 
@@ -402,6 +404,7 @@ export class TrafficLimiter {
 
   private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: ScopeLimiter[], sharedTaken: SharedTaken): Lease {
     const seq = ++this.seq;
+    this.unanswered.add(seq);
     if (this.requestsMode === 'probing' && this.probeSeq === 0) this.probeSeq = seq;
     const dispatchedAt = new Map<Bucket, number>([[this.main, this.main.dispatched], ...taken.map(([b]) => [b, b.dispatched] as [Bucket, number])]);
     const dispatchedTime = performance.now();
@@ -424,6 +427,7 @@ export class TrafficLimiter {
       releaseSlot,
       settle: (actualOutput) => {
         releaseSlot();
+        this.unanswered.delete(seq);
         if (settled) return;
         settled = true;
         if (actualOutput === undefined) return;
@@ -440,6 +444,7 @@ export class TrafficLimiter {
    * 429 pauses all dispatch until its Retry-After (or the reset header).
    */
   observe(lease: Lease, response: Response, adapter: ProviderAdapter): void {
+    this.unanswered.delete(lease.seq);
     const config = this.deps.config();
     if (!config.limits.adaptive) return;
     const snapshot = adapter.rateLimits(response.headers);
@@ -457,6 +462,7 @@ export class TrafficLimiter {
 
   /** A call that got no response (connection error, timeout): a failed probe lets the next one go. */
   observeFailure(lease: Lease): void {
+    this.unanswered.delete(lease.seq);
     if (lease.seq === this.probeSeq && this.requestsMode === 'probing') {
       this.probeSeq = 0;
       this.probe();
@@ -496,8 +502,12 @@ export class TrafficLimiter {
       // Calls that left just before this one may reach the provider after it (network jitter):
       // its count then misses them, so it may lower our estimate but not raise it.
       const justBefore = bucket.dispatchedSince(lease.dispatchedTime - NETWORK_JITTER_MS) - (lease.weights.get(bucket) ?? 0) - after;
+      // A call sent before this one and not answered yet may not have reached the provider
+      // (a busy process sends late): its count may miss it, so it may lower, not raise.
+      let olderInFlight = false;
+      for (const s of this.unanswered) if (s < lease.seq) olderInFlight = true;
       if (configured) bucket.lowerTo(left);
-      else bucket.syncRemaining(left, justBefore <= 0);
+      else bucket.syncRemaining(left, justBefore <= 0 && !olderInFlight);
     }
   }
 

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import type { Redis } from 'ioredis';
 import { PriceBook, readPricesFile } from './money/prices';
 import { readSharedState, type SharedState } from './distributed/inspect';
-import { redactRedisUrl } from './distributed/shared-store';
+import { redactUrl, redactUrls } from './internal/redact';
 
 const USAGE = `Usage:
   guarded-llm status --redis <url> [--name <guard name>] [--json]
@@ -93,10 +93,10 @@ async function status(url: string | undefined, name: string): Promise<{ state: S
   client.on('error', () => {});
   try {
     await client.connect();
-    return { state: await readSharedState(client, name), where: redactRedisUrl(url) };
+    return { state: await readSharedState(client, name), where: redactUrl(url) };
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    throw new UsageError(`cannot read Redis at ${redactRedisUrl(url)}: ${(error as Error).message.replace(/\/\/[^@\s]*@/g, '//***@')}`);
+    throw new UsageError(`cannot read Redis at ${redactUrl(url)}: ${redactUrls((error as Error).message)}`);
   } finally {
     client.disconnect();
   }

@@ -19,6 +19,7 @@ import { CircuitBreakerStage } from './stages/circuit-breaker';
 import { RateLimitStage } from './stages/rate-limit';
 import { TrafficLimiter } from './limiter/traffic-limiter';
 import { SharedStore } from './distributed/shared-store';
+import { redactUrl } from './internal/redact';
 import { SharedLedger } from './distributed/shared-ledger';
 import { sharedConnection } from './distributed/shared-bucket';
 import type { CallObserver } from './telemetry/observer';
@@ -73,18 +74,23 @@ export interface GuardStatus {
 /** Where a guarded client keeps its guard, for fallback targets (not enumerable, not public). */
 export const GUARD_REF = Symbol.for('guarded-llm.guard');
 
+/** The guard behind a guarded client, or undefined for any other object. */
+function guardOf(client: object): Guard | undefined {
+  return (client as { guard?: Record<symbol, unknown> }).guard?.[GUARD_REF] as Guard | undefined;
+}
+
 /** A fallback target as status() shows it: never the client object (it holds an API key). */
 function targetLabel(target: ResolvedConfig['fallback'][number]): string {
   const client = 'guard' in target ? target : 'client' in target ? target.client : undefined;
   const model = 'model' in target ? target.model : undefined;
-  const guard = client && ((client.guard as Record<symbol, unknown>)[GUARD_REF] as Guard | undefined);
+  const guard = client && guardOf(client);
   return client ? `client:${guard?.config.name ?? '?'}${model ? `/${model}` : ''}` : `model:${model}`;
 }
 
 /** JSON-safe copy of the config: an ioredis client is shown as '[client]', URLs lose passwords. */
 function publicConfig(config: ResolvedConfig): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify({ ...config, redis: undefined, fallback: config.fallback.map(targetLabel) })) as Record<string, unknown>;
-  if (typeof config.redis === 'string') copy.redis = config.redis.replace(/\/\/([^@/]*)@/, '//***@');
+  if (typeof config.redis === 'string') copy.redis = redactUrl(config.redis);
   else if (config.redis) copy.redis = '[client]';
   return copy;
 }
@@ -280,7 +286,7 @@ export class Guard {
   }
 
   private endpointOf(client: object): ClientEndpoint | undefined {
-    const guard = ((client as { guard?: Record<symbol, unknown> }).guard?.[GUARD_REF]) as Guard | undefined;
+    const guard = guardOf(client);
     if (!guard) return undefined;
     const sdk = client as { baseURL?: unknown; apiKey?: unknown };
     return { guard, baseURL: typeof sdk.baseURL === 'string' ? sdk.baseURL : (guard.sdkBaseURL ?? ''), apiKey: typeof sdk.apiKey === 'string' ? sdk.apiKey : undefined };

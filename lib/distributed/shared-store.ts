@@ -7,16 +7,8 @@ import type { Redis, RedisOptions } from 'ioredis';
 import { GuardConfigError } from '../errors';
 import type { GuardEmitter } from '../events';
 import type { Logger } from '../logger';
+import { redactUrl, redactUrls } from '../internal/redact';
 
-/** A redis:// URL with its password (and ACL user) hidden, for logs, events and status(). */
-export function redactRedisUrl(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/, '//***@');
-}
-
-/** Strips anything URL-like with credentials from a Redis error message. */
-function redactMessage(message: string): string {
-  return message.replace(/rediss?:\/\/[^\s@/]*@/g, (m) => m.replace(/\/\/[^@]*@/, '//***@'));
-}
 
 type IORedisCtor = new (url: string, options: RedisOptions) => Redis;
 
@@ -74,7 +66,7 @@ export class SharedStore {
       const IORedis = loadIORedis();
       this.client = new IORedis(deps.redis, CLIENT_OPTIONS);
       this.owned = true;
-      this.where = redactRedisUrl(deps.redis);
+      this.where = redactUrl(deps.redis);
     } else {
       this.client = deps.redis as Redis;
       this.owned = false;
@@ -138,7 +130,7 @@ export class SharedStore {
 
   private lastError: string | undefined;
   private readonly onError = (error: Error) => {
-    this.lastError = redactMessage(error.message);
+    this.lastError = redactUrls(error.message);
   };
 
   private readonly onClose = () => {
@@ -155,7 +147,7 @@ export class SharedStore {
 
   /** Marks the connection down after a command failed on it (a timeout says more than its status). */
   commandFailed(error: unknown): void {
-    this.lastError = redactMessage(error instanceof Error ? error.message : String(error));
+    this.lastError = redactUrls(error instanceof Error ? error.message : String(error));
     if (this.client.status !== 'ready') this.onClose();
   }
 

@@ -7,6 +7,7 @@ import Redis from 'ioredis';
 import { startFakeProvider } from '../lib/testing';
 import { MemoryLedger, type BudgetLine, type Ledger } from '../lib/money/ledger';
 import { RedisLedger } from '../lib/money/redis-ledger';
+import { endClients } from '../lib/internal/end-client';
 import { startRedis } from '../__tests__/support/redis';
 import { runReplicas, type ReplicaSpec } from '../__tests__/support/replicas';
 import { fmt, table } from './support';
@@ -87,7 +88,7 @@ async function ledgerOps(redisUrl: string, log: (line: string) => void): Promise
     await measure(new RedisLedger(client, prefix), 'Redis (Lua), one at a time', 3000, 1),
     await measure(new RedisLedger(client, `${prefix}b:`), 'Redis (Lua), 50 concurrent', 20_000, 50),
   ];
-  client.disconnect();
+  await endClients([client], { quit: true });
   return `Reserve then settle on two budgets (global + user), local redis-server over loopback.\n\n${table(['ledger', 'concurrency', 'reserve+settle per second'], rows)}`;
 }
 

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { PriceBook, readPricesFile } from './money/prices';
 import { readSharedState, type SharedState } from './distributed/inspect';
 import { redactUrl, redactUrls } from './internal/redact';
+import { endClients } from './internal/end-client';
 
 const USAGE = `Usage:
   guarded-llm status --redis <url> [--name <guard name>] [--json]
@@ -98,7 +99,7 @@ async function status(url: string | undefined, name: string): Promise<{ state: S
     if (error instanceof UsageError) throw error;
     throw new UsageError(`cannot read Redis at ${redactUrl(url)}: ${redactUrls((error as Error).message)}`);
   } finally {
-    client.disconnect();
+    await endClients([client], { quit: true });
   }
 }
 

@@ -1,4 +1,5 @@
 import Redis from 'ioredis';
+import { endClients } from '../../lib/internal/end-client';
 import { RedisLedger } from '../../lib/money/redis-ledger';
 import type { BudgetLine } from '../../lib/money/ledger';
 import { describeWithRedis, useRedisServer } from '../support/redis';
@@ -11,7 +12,7 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     client = new Redis(server().url);
   });
   afterAll(() => {
-    client.disconnect();
+    return endClients([client], { quit: true });
   });
   beforeEach(() => {
     prefix = `test:{${Date.now()}-${Math.random()}}:`;

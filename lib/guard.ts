@@ -141,7 +141,7 @@ export class Guard {
       this.logger.error({ event, error: error instanceof Error ? error.message : String(error) }, 'a guard event listener threw; the call went on'),
     );
     this.prices = this.makePriceBook(config);
-    this.shared = config.redis !== undefined ? new SharedStore({ redis: config.redis, name: config.name, emitter: this.emitter, logger: () => this.logger }) : undefined;
+    this.shared = config.redis !== undefined ? new SharedStore({ redis: config.redis, name: config.name, emitter: this.emitter, logger: () => this.logger, connectTimeoutMs: () => this.config.redisConnectTimeoutMs }) : undefined;
     this.ledger = this.shared ? new SharedLedger(this.shared, () => this.config.redisFailure) : new MemoryLedger();
     // Load the optional exact tokenizer now (tens of ms), not in the middle of the first call.
     if (adapter === openaiAdapter) openaiCounter(undefined);

@@ -1,10 +1,13 @@
 import Bottleneck from 'bottleneck';
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
+import { endClients } from '../../lib/internal/end-client';
 import { createGuardedClient, SharedStateUnavailableError, type GuardEventMap } from '../../lib';
 import { SharedBucket, sharedConnection } from '../../lib/distributed/shared-bucket';
 import { configuredPlan } from '../../lib/limiter/bucket';
-import { anthropicFor, CLAUDE, hello, useFakeProvider } from '../support/clients';
-import { describeWithRedis, startRedis, useRedisServer } from '../support/redis';
+import { ANTHROPIC_KEY, anthropicFor, CLAUDE, hello, useFakeProvider } from '../support/clients';
+import { describeWithRedis, freePort, startRedis, startRedisCluster, useRedisServer, type RedisCluster } from '../support/redis';
+import { runReplicas } from '../support/replicas';
+import { steadyRate } from '../support/arrivals';
 
 jest.setTimeout(30_000);
 
@@ -17,6 +20,8 @@ function track<T extends { guard: { close(): Promise<void> } }>(client: T): T {
   made.push(client);
   return client;
 }
+
+const call = (client: { messages: { create: ReturnType<typeof anthropicFor>['messages']['create'] } }) => client.messages.create({ model: CLAUDE, max_tokens: 32, messages: hello });
 
 const until = async (check: () => boolean, ms = 5000) => {
   const deadline = Date.now() + ms;
@@ -34,12 +39,11 @@ describeWithRedis('shared limits through Redis', () => {
     admin = new Redis(server().url);
   });
   afterAll(() => {
-    admin.disconnect();
+    return endClients([admin], { quit: true });
   });
 
   const guarded = (name: string, options: Parameters<typeof createGuardedClient>[1] = {}) =>
     track(createGuardedClient(anthropicFor(fake()), { name, redis: server().url, ...options }));
-  const call = (client: ReturnType<typeof guarded>) => client.messages.create({ model: CLAUDE, max_tokens: 32, messages: hello });
 
   it("recovers when its Redis keys vanish (Bottleneck's Redis-7 bug, fixed on our connection)", async () => {
     const id = `guarded-llm:{vanish-${Date.now()}}:requests`;
@@ -70,7 +74,6 @@ describeWithRedis('shared limits through Redis', () => {
     const name = `midrun-${Date.now()}`;
     const a = guarded(name, { limits: { requestsPerMinute: 600 } });
     const b = guarded(name, { limits: { requestsPerMinute: 600 } });
-    await until(() => a.guard.status().shared?.redis === 'up' && b.guard.status().shared?.redis === 'up');
     const calls = Array.from({ length: 40 }, (_, i) => call(i % 2 ? a : b));
     await until(() => fake().stats.requests >= 15);
     await admin.flushall();
@@ -109,12 +112,11 @@ describeWithRedis('shared limits through Redis', () => {
       const url = secured.url.replace('redis://', 'redis://app:acl-pass-71@');
       const name = `acl-${Date.now()}`;
       const client = track(createGuardedClient(anthropicFor(fake()), { name, redis: url, cost: { budgets: [{ scope: 'global', limitUsd: 1, window: '1h' }] } }));
-      await until(() => client.guard.status().shared?.redis === 'up');
       await call(client);
       await until(() => (client.guard.status().budgets[0]?.spentUsd ?? 0) > 0);
       const check = new Redis(url);
       expect(await check.exists(`guarded-llm:{${name}}:budget:global`)).toBe(1);
-      check.disconnect();
+      await endClients([check], { quit: true });
       expect(JSON.stringify(client.guard.status())).not.toContain('acl-pass-71');
       await client.guard.close();
     } finally {
@@ -170,7 +172,7 @@ describeWithRedis('when Redis goes away', () => {
     // The restarted (empty) Redis now holds exactly the outage's charges: each once.
     const check = new Redis(server().url);
     const fields = await check.hgetall(`guarded-llm:{${name}}:budget:global`);
-    check.disconnect();
+    await endClients([check], { quit: true });
     const spent = Object.entries(fields).filter(([f]) => f.startsWith('s:')).reduce((n, [, v]) => n + Number(v), 0);
     expect(spent).toBeCloseTo(outageCost, 12);
     await client.guard.close();
@@ -212,5 +214,114 @@ describeWithRedis('when Redis goes away', () => {
     await until(() => client.guard.status().shared?.redis === 'up', 10_000);
     await expect(client.messages.create({ model: CLAUDE, max_tokens: 32, messages: hello })).resolves.toBeDefined();
     await client.guard.close();
+  });
+});
+
+describeWithRedis('when the guard starts before Redis answers (process start is not an outage)', () => {
+  const fake = useFakeProvider();
+
+  it('a call made at once waits for the first connection, and its reservation and charge go to Redis', async () => {
+    const port = await freePort();
+    const url = `redis://127.0.0.1:${port}`;
+    const name = `late-${Date.now()}`;
+    // Redis comes up 600 ms after the guard was made (a sidecar that starts late).
+    const client = track(createGuardedClient(anthropicFor(fake()), { name, redis: url, logLevel: 'silent', limits: { requestsPerMinute: 6000 }, cost: { budgets: [{ scope: 'global', limitUsd: 1, window: '1h' }] } }));
+    const events: string[] = [];
+    client.guard.on('redis', (e) => events.push(e.state));
+    const started = Date.now();
+    const late = new Promise<Awaited<ReturnType<typeof startRedis>>>((resolve) => setTimeout(() => resolve(startRedis([], { port })), 600));
+    try {
+      await call(client);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(550);
+      expect(events).toEqual([]); // no outage was declared
+      expect(client.guard.status().shared?.unsyncedCharges).toBe(0);
+      const check = new Redis(url);
+      const fields = await check.hgetall(`guarded-llm:{${name}}:budget:global`);
+      await endClients([check], { quit: true });
+      const spent = Object.entries(fields).filter(([f]) => f.startsWith('s:')).reduce((n, [, v]) => n + Number(v), 0);
+      expect(spent).toBeCloseTo(fake().stats.billed.usd, 12);
+    } finally {
+      await client.guard.close();
+      await (await late).stop();
+    }
+  });
+
+  it('a Redis that never answers is an outage after redisConnectTimeoutMs: local limits, one warning', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const client = track(createGuardedClient(anthropicFor(fake()), { redis: url, redisConnectTimeoutMs: 400, logLevel: 'silent', cost: { budgets: [{ scope: 'global', limitUsd: 1, window: '1h' }] } }));
+    const warnings: string[] = [];
+    client.guard.on('warning', (w) => warnings.push(w.code));
+    const started = Date.now();
+    await call(client);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    expect(fake().stats.requests).toBe(1);
+    expect(client.guard.status().shared?.redis).toBe('down');
+    expect(warnings).toEqual(['redis_down']);
+    // Later calls do not wait again.
+    const again = Date.now();
+    await call(client);
+    expect(Date.now() - again).toBeLessThan(300);
+  });
+
+  it("with redisFailure 'reject', a Redis that never answers refuses after redisConnectTimeoutMs and sends nothing", async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const client = track(createGuardedClient(anthropicFor(fake()), { redis: url, redisConnectTimeoutMs: 300, redisFailure: 'reject', logLevel: 'silent' }));
+    const error = await call(client).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SharedStateUnavailableError);
+    expect(fake().stats.requests).toBe(0);
+  });
+});
+
+describeWithRedis('Distributed mode on a real 3-node Redis Cluster (ioredis Cluster client)', () => {
+  const fake = useFakeProvider();
+  let cluster: RedisCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+  }, 30_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('three replicas share one rate and one hard budget through the cluster', async () => {
+    fake().configure({ limits: { requestsPerMinute: 1920 } });
+    const budget = 0.03;
+    const results = await runReplicas(3, {
+      baseURL: fake().anthropicBaseURL,
+      apiKey: ANTHROPIC_KEY,
+      clusterNodes: cluster!.nodes,
+      options: { name: `cluster-${Date.now()}`, limits: { requestsPerMinute: 1800, maxConcurrent: 20 }, cost: { budgets: [{ scope: 'global', limitUsd: budget, window: '1h' }] } },
+      calls: 60,
+      concurrency: 20,
+      model: CLAUDE,
+      maxTokens: 32,
+    });
+    const ok = results.reduce((n, r) => n + r.ok, 0);
+    expect(ok + results.reduce((n, r) => n + (r.errors.BudgetExceededError ?? 0), 0)).toBe(180);
+    expect(ok).toBeGreaterThan(50);
+    expect(fake().stats.byStatus[429]).toBeUndefined();
+    expect(fake().stats.billed.usd).toBeLessThanOrEqual(budget);
+    expect(results.reduce((n, r) => n + r.costUsd, 0)).toBeCloseTo(fake().stats.billed.usd, 9);
+    const rate = steadyRate(fake().stats.arrivals, 1000);
+    expect(rate).toBeLessThanOrEqual(30 * 1.05);
+    expect(rate).toBeGreaterThanOrEqual(30 * 0.9);
+  });
+
+  it('a 429 seen by one process pauses the others through the cluster', async () => {
+    const name = `cluster-pause-${Date.now()}`;
+    const nodes = cluster!.nodes;
+    const clients = [new Cluster(nodes), new Cluster(nodes)];
+    try {
+      const [a, b] = clients.map((redis) => createGuardedClient(anthropicFor(fake()), { name, redis, limits: { requestsPerMinute: 6000 } }));
+      fake().fault({ status: 429, headers: { 'retry-after': '1' } });
+      await call(a!); // the 429, then its retry a second later
+      const limitedAt = fake().stats.arrivals[0]!;
+      await until(() => b!.guard.status().limiter.paused, 2000).catch(() => {});
+      await call(b!);
+      const served = fake().records.filter((r) => r.status === 200).map((r) => r.at);
+      expect(Math.min(...served) - limitedAt).toBeGreaterThanOrEqual(900);
+      await Promise.all([a!.guard.close(), b!.guard.close()]);
+    } finally {
+      await endClients(clients as unknown as Redis[], { quit: true });
+    }
   });
 });

@@ -52,3 +52,10 @@ export function bucketExcess(times: number[], capacity: number, perSecond: numbe
   }
   return worst;
 }
+
+/** Arrivals per second from `afterMs` past the first arrival to the last one (the steady rate after a burst). */
+export function steadyRate(times: number[], afterMs: number): number {
+  const sorted = [...times].sort((a, b) => a - b);
+  const steady = sorted.filter((t) => t >= sorted[0]! + afterMs);
+  return (steady.length - 1) / ((steady[steady.length - 1]! - steady[0]!) / 1000);
+}

@@ -43,7 +43,7 @@ export function describeWithRedis(name: string, fn: () => void): void {
   }
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -77,7 +77,7 @@ async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
 }
 
 /** A Redis server; `args` are extra redis-server flags (e.g. `--requirepass`), for a server of our own. */
-export async function startRedis(args: string[] = []): Promise<RedisServer> {
+export async function startRedis(args: string[] = [], at?: { port: number }): Promise<RedisServer> {
   if (!binary) {
     if (args.length) throw new Error('this test configures its own Redis: it needs redis-server installed, not REDIS_URL');
     const url = process.env.REDIS_URL!;
@@ -86,7 +86,7 @@ export async function startRedis(args: string[] = []): Promise<RedisServer> {
     };
     return { url, owned: false, kill: unsupported, restart: unsupported, stop: async () => {} };
   }
-  const port = await freePort();
+  const port = at?.port ?? (await freePort());
   let child: ChildProcess | undefined;
   const start = async () => {
     child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: 'ignore' });
@@ -115,4 +115,56 @@ export function useRedisServer(): () => RedisServer {
     await server?.stop();
   });
   return () => server!;
+}
+
+export interface RedisCluster {
+  nodes: Array<{ host: string; port: number }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real 3-node Redis Cluster (masters only): redis-server processes with `cluster-enabled yes`
+ * in a temporary directory each, joined with `redis-cli --cluster create`, stopped after.
+ */
+export async function startRedisCluster(): Promise<RedisCluster> {
+  if (!binary) throw new Error('a Redis Cluster test needs redis-server and redis-cli installed');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'guarded-llm-cluster-'));
+  const children: ChildProcess[] = [];
+  const ports: number[] = [];
+  const stop = async () => {
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null) return resolve();
+            c.once('exit', () => resolve());
+            c.kill('SIGKILL');
+          }),
+      ),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      ports.push(port);
+      const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir];
+      children.push(spawn(binary, args, { stdio: 'ignore' }));
+      await waitForPort(port);
+    }
+    execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 20_000 });
+    // Every node must agree that all slots are served before a client is pointed at it.
+    const deadline = Date.now() + 10_000;
+    while (!ports.every((p) => /cluster_state:ok/.test(execFileSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' })))) {
+      if (Date.now() > deadline) throw new Error('the Redis Cluster did not come up');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })), stop };
 }

@@ -93,6 +93,8 @@ export interface GuardOptions {
   cost?: CostOptions;
   /** A redis:// URL or an ioredis client: share limits and budgets across processes. */
   redis?: string | object;
+  /** How long a call made before Redis has first answered waits for it (process start is not an outage). */
+  redisConnectTimeoutMs?: number;
   redisFailure?: 'local' | 'reject';
   logger?: Logger;
   logLevel?: 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -128,6 +130,7 @@ export interface ResolvedConfig {
     pricesFile: string | undefined;
   };
   redis: string | object | undefined;
+  redisConnectTimeoutMs: number;
   redisFailure: 'local' | 'reject';
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   fallback: FallbackTarget[];

@@ -71,6 +71,7 @@ export const SETTINGS = [
   { path: 'cost.pricesFile', env: 'PRICES_FILE', type: { kind: 'string' }, default: undefined, description: 'JSON of price overrides' },
   { path: 'cost.exactInputTokens', env: 'EXACT_INPUT_TOKENS', type: bool, default: false, description: "count input with the provider's token counter before the call (networked)" },
   { path: 'redis', env: 'REDIS_URL', type: { kind: 'string', pattern: /^rediss?:\/\/./, patternText: 'a redis:// or rediss:// URL' }, default: undefined, description: 'shared rate limits, budgets and 429 pauses across processes (needs the ioredis package)' },
+  { path: 'redisConnectTimeoutMs', env: 'REDIS_CONNECT_TIMEOUT_MS', type: ms(0, 600_000), default: 3000, description: 'a call made before Redis has first answered waits this long for it; only a failed or timed-out connection counts as an outage' },
   { path: 'redisFailure', env: 'REDIS_FAILURE', type: { kind: 'enum', values: ['local', 'reject'] }, default: 'local', description: 'when Redis is down: carry on with in-process limits and budgets (replayed to Redis when it is back), or refuse calls' },
   {
     path: 'fallbackModels',

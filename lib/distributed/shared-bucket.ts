@@ -2,6 +2,7 @@ import Bottleneck from 'bottleneck';
 import type { Redis } from 'ioredis';
 import { fixRedisErrors, makeFast } from '../internal/bottleneck';
 import type { BucketPlan } from '../limiter/bucket';
+import { duplicateClient, resubscribeOnReady } from './shared-store';
 
 /** Shared limiter keys expire after an hour without use (a guard name that is gone). */
 const KEY_TIMEOUT_MS = 3_600_000;
@@ -43,9 +44,11 @@ export function sharedRefillSettings(plan: BucketPlan): {
 
 /** One Bottleneck connection per guard, on its own duplicate of the guard's Redis client. */
 export function sharedConnection(client: Redis): Bottleneck.IORedisConnection {
-  // Bottleneck subscribes on a duplicate of this client, which ioredis re-subscribes on reconnect:
-  // that needs an offline queue (the guard itself races every wait against the connection).
-  const connection = fixRedisErrors(new Bottleneck.IORedisConnection({ client: client.duplicate({ enableOfflineQueue: true }) }));
+  // Bottleneck subscribes on a duplicate of this client (the guard races every wait against the connection).
+  const connection = fixRedisErrors(new Bottleneck.IORedisConnection({ client: duplicateClient(client) }));
+  // Bottleneck subscribes each limiter once; after a reconnect its channels are subscribed again here.
+  const internals = connection as unknown as { subscriber: Redis; limiters: Record<string, unknown> };
+  resubscribeOnReady(internals.subscriber, () => Object.keys(internals.limiters));
   // Errors also reach the guard through its own client; without a listener Bottleneck logs nothing, but be explicit.
   connection.on('error', () => {});
   return connection;

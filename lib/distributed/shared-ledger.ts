@@ -40,7 +40,8 @@ export class SharedLedger implements Ledger {
   }
 
   async reserve(id: string, lines: BudgetLine[], usd: number): Promise<ReserveResult> {
-    if (this.store.healthy) {
+    // A call made while the first connection is still coming up waits for it: start is not an outage.
+    if (await this.store.ready()) {
       try {
         const result = await this.redis.reserve(id, lines, usd);
         if (result.ok) this.held.set(id, { where: 'redis', lines });

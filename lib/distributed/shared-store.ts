@@ -3,14 +3,37 @@
  * made from `redis` / LLM_GUARD_REDIS_URL), its health, the key prefix, and the pub/sub channel
  * that shares a provider 429 pause with every process of the same guard name.
  */
-import type { Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { GuardConfigError } from '../errors';
 import type { GuardEmitter } from '../events';
 import type { Logger } from '../logger';
 import { redactUrl, redactUrls } from '../internal/redact';
-
+import { endClients } from '../internal/end-client';
 
 type IORedisCtor = new (url: string, options: RedisOptions) => Redis;
+
+/**
+ * A second connection like `client` (a subscriber, Bottleneck's own). ioredis' own re-subscription
+ * after a reconnect sends SUBSCRIBE without handling its failure — an unhandled rejection when the
+ * connection drops again at that moment (Redis restarting, the guard closing) — so it is off, and
+ * `resubscribeOnReady` does it with the failure handled. A Cluster client is duplicated with its
+ * own signature (startup nodes first) and keeps its own re-subscription.
+ */
+export function duplicateClient(client: Redis): Redis {
+  if ((client as { isCluster?: boolean }).isCluster) {
+    return (client as unknown as Cluster).duplicate(undefined, { enableOfflineQueue: true }) as unknown as Redis;
+  }
+  return client.duplicate({ enableOfflineQueue: true, autoResubscribe: false });
+}
+
+/** Subscribes `subscriber` to `channels()` each time it (re)connects, failures handled. */
+export function resubscribeOnReady(subscriber: Redis, channels: () => string[]): void {
+  if ((subscriber as { isCluster?: boolean }).isCluster) return;
+  subscriber.on('ready', () => {
+    const list = channels();
+    if (list.length) subscriber.subscribe(...list).catch(() => {});
+  });
+}
 
 /** ioredis is an optional peer: only Distributed mode needs it. */
 function loadIORedis(): IORedisCtor {
@@ -42,9 +65,11 @@ export interface SharedStoreDeps {
   name: string;
   emitter: GuardEmitter;
   logger: () => Logger;
+  /** How long calls made before the first connection wait for it (redisConnectTimeoutMs). */
+  connectTimeoutMs: () => number;
 }
 
-/** How long a shared pause key outlives its pause, so a late reader never sees a stale one. */
+/** The pub/sub channel (under the prefix) that shares a provider 429 pause. */
 const PAUSE_CHANNEL = 'pause';
 
 export class SharedStore {
@@ -59,6 +84,9 @@ export class SharedStore {
   private pauseListener: ((untilMs: number) => void) | undefined;
   private closed = false;
   readonly where: string;
+  /** When this store was made: calls made before the first connection wait until connectTimeoutMs after it. */
+  private readonly createdAt = Date.now();
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly deps: SharedStoreDeps) {
     this.prefix = `guarded-llm:{${deps.name}}:`;
@@ -74,10 +102,22 @@ export class SharedStore {
     }
     this.client.on('ready', this.onReady);
     this.client.on('close', this.onClose);
-    this.client.on('end', this.onClose);
+    this.client.on('end', this.onEnd);
     // ioredis emits 'error' on every failed reconnect; without a listener Node would throw.
     this.client.on('error', this.onError);
     if (this.client.status === 'ready') this.onReady();
+    else {
+      // Process start is not an outage, but a first connection that takes too long is one.
+      this.connectTimer = setTimeout(() => this.startTimedOut(), deps.connectTimeoutMs());
+      this.connectTimer.unref();
+    }
+  }
+
+  /** The first connection did not come up within redisConnectTimeoutMs: from now on it is an outage. */
+  private startTimedOut(): void {
+    if (this.closed || this.state !== 'connecting') return;
+    this.lastError ??= `no answer within redisConnectTimeoutMs = ${this.deps.connectTimeoutMs()} ms`;
+    this.outage();
   }
 
   get healthy(): boolean {
@@ -99,25 +139,37 @@ export class SharedStore {
     return () => this.downListeners.delete(fn);
   }
 
-  /** Resolves when the connection is up (at once if it is), or after `ms` with false. */
+  /**
+   * Whether the shared state can be used for a call now. Before the first connection has answered
+   * (process start) this waits for it, up to redisConnectTimeoutMs after the guard was made; once
+   * the connection failed or timed out, it answers false at once (the outage policy applies).
+   */
+  ready(): boolean | Promise<boolean> {
+    if (this.healthy) return true;
+    if (this.state !== 'connecting' || this.closed) return false;
+    return this.whenUp(Math.max(0, this.createdAt + this.deps.connectTimeoutMs() - Date.now()));
+  }
+
+  /** Resolves when the connection is up (at once if it is), with false after `ms` or when it fails. */
   whenUp(ms: number): Promise<boolean> {
     if (this.healthy) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        off();
-        resolve(false);
-      }, ms);
-      timer.unref();
-      const off = this.onUp(() => {
+      const done = (up: boolean) => {
         clearTimeout(timer);
-        off();
-        resolve(true);
-      });
+        offUp();
+        offDown();
+        resolve(up);
+      };
+      const timer = setTimeout(() => done(false), ms);
+      timer.unref();
+      const offUp = this.onUp(() => done(true));
+      const offDown = this.onDown(() => done(false));
     });
   }
 
   private readonly onReady = () => {
     if (this.closed || this.state === 'up') return;
+    clearTimeout(this.connectTimer);
     const wasDown = this.state === 'down';
     this.state = 'up';
     if (wasDown) {
@@ -134,16 +186,31 @@ export class SharedStore {
   };
 
   private readonly onClose = () => {
+    // While the first connection comes up, ioredis retries: only the connect timeout ends the wait.
+    if (this.closed || this.state !== 'up') return;
+    this.outage();
+  };
+
+  /** ioredis gave up reconnecting: no point waiting out the connect timeout. */
+  private readonly onEnd = () => {
     if (this.closed || this.state === 'down') return;
+    this.outage();
+  };
+
+  /** The connection failed (or never came up in time): callers stop waiting for it. */
+  private outage(): void {
+    clearTimeout(this.connectTimer);
     const wasUp = this.state === 'up';
     this.state = 'down';
-    if (!wasUp) return;
-    const message = `Redis is unreachable (${this.lastError ?? 'connection closed'}): limits and budgets are kept in this process until it is back`;
+    const message =
+      wasUp ?
+        `Redis is unreachable (${this.lastError ?? 'connection closed'}): limits and budgets are kept in this process until it is back`
+      : `Redis did not answer at start (${this.lastError ?? 'connection failed'}): limits and budgets are kept in this process until it does`;
     this.deps.logger().warn({ redis: this.where }, message);
     this.deps.emitter.emit('redis', { state: 'down', redis: this.where, error: this.lastError ?? 'connection closed' });
     this.deps.emitter.emit('warning', { message, code: 'redis_down' });
     for (const fn of [...this.downListeners]) fn();
-  };
+  }
 
   /** Marks the connection down after a command failed on it (a timeout says more than its status). */
   commandFailed(error: unknown): void {
@@ -171,15 +238,15 @@ export class SharedStore {
   onPause(listener: (untilMs: number) => void): void {
     this.pauseListener = listener;
     if (this.subscriber) return;
-    // A subscriber queues while disconnected: ioredis re-subscribes on reconnect, and without an
-    // offline queue that re-subscription is an unhandled rejection.
-    const subscriber = (this.subscriber = this.client.duplicate({ enableOfflineQueue: true }));
+    const subscriber = (this.subscriber = duplicateClient(this.client));
     subscriber.on('error', () => {});
     subscriber.on('message', (_channel: string, message: string) => {
       const until = Number(message);
       if (Number.isFinite(until)) this.pauseListener?.(until);
     });
-    subscriber.subscribe(`${this.prefix}${PAUSE_CHANNEL}`).catch(() => {});
+    const channel = `${this.prefix}${PAUSE_CHANNEL}`;
+    resubscribeOnReady(subscriber, () => [channel]);
+    if ((subscriber as { isCluster?: boolean }).isCluster) subscriber.subscribe(channel).catch(() => {});
     void this.readPause();
   }
 
@@ -215,16 +282,12 @@ export class SharedStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.connectTimer);
     this.client.off('ready', this.onReady);
     this.client.off('close', this.onClose);
-    this.client.off('end', this.onClose);
-    this.subscriber?.disconnect();
-    if (this.owned) {
-      // QUIT lets pending replies arrive; without a connection there is nothing to wait for.
-      if (this.client.status !== 'ready') this.client.disconnect();
-      else await this.client.quit().catch(() => this.client.disconnect());
-    } else {
-      this.client.off('error', this.onError);
-    }
+    this.client.off('end', this.onEnd);
+    // QUIT lets pending replies arrive; without a connection there is nothing to wait for.
+    await endClients([this.subscriber, this.owned ? this.client : undefined], { quit: true });
+    if (!this.owned) this.client.off('error', this.onError);
   }
 }

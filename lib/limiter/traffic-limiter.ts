@@ -6,9 +6,12 @@ import type { GuardScope } from '../scope';
 import { Bucket, NETWORK_JITTER_MS, SAFETY_MARGIN, configuredPlan, type BucketPlan } from './bucket';
 import { ScopeLimiters, holdSlot, takeSlotNow, type Grant, type ScopeLimiter } from './scope-limiters';
 import type Bottleneck from 'bottleneck';
+import type { Redis } from 'ioredis';
+import { endClients } from '../internal/end-client';
 import { SharedBucket, connectionReady } from '../distributed/shared-bucket';
 import type { SharedStore } from '../distributed/shared-store';
 import { SharedStateUnavailableError } from '../errors';
+import { SharedScopeRates, type ScopeRate } from '../distributed/shared-scope-rates';
 
 export type Dimension = 'requests' | 'tokens' | 'inputTokens' | 'outputTokens';
 type TokenDimension = Exclude<Dimension, 'requests'>;
@@ -80,11 +83,14 @@ export class TrafficLimiter {
   private readonly unanswered = new Set<number>();
   /** Distributed mode: the rates every process of this guard name shares, by dimension. */
   private readonly sharedBuckets: Partial<Record<Dimension, SharedBucket>> = {};
+  /** Distributed mode: per-scope rates, one bucket per scope key for the whole fleet. */
+  private readonly sharedScopes: SharedScopeRates | undefined;
 
   constructor(private readonly deps: LimiterDeps) {
     const config = deps.config();
     this.main = new Bucket('requests', undefined, { maxConcurrent: config.limits.maxConcurrent });
     this.scopes = new ScopeLimiters(config.limits.perScope);
+    this.sharedScopes = deps.shared && new SharedScopeRates(deps.shared.store.client, deps.shared.store.prefix);
     this.configure(config);
     // A 429 seen by another process pauses this one too.
     deps.shared?.store.onPause((until) => this.pause(until - Date.now(), true));
@@ -189,7 +195,8 @@ export class TrafficLimiter {
    */
   private async takeShared(weights: Record<Dimension, number>, taken: SharedTaken, abandoned: () => boolean): Promise<void> {
     const shared = this.deps.shared!;
-    if (!shared.store.healthy || !(await connectionReady(shared.connection, 2000))) {
+    // Before the first connection has answered, calls wait for it (start is not an outage).
+    if (!(await shared.store.ready()) || !(await connectionReady(shared.connection, 2000))) {
       if (this.deps.config().redisFailure === 'reject') throw new SharedStateUnavailableError('the shared rate limits');
       return;
     }
@@ -215,6 +222,46 @@ export class TrafficLimiter {
         offDown?.();
       }
     }
+  }
+
+  /**
+   * Takes one unit of each per-scope rate from the fleet's bucket for that key (Distributed
+   * mode), waiting for its turn when that is within `maxWaitMs`; refuses, giving back what it
+   * took, when not. While Redis is unreachable the in-process per-scope limits stand alone.
+   */
+  private async takeSharedScopes(rates: ScopeRate[], taken: ScopeRate[], abandoned: () => boolean, maxWaitMs: () => number): Promise<void> {
+    const shared = this.deps.shared!;
+    if (!(await shared.store.ready())) {
+      if (this.deps.config().redisFailure === 'reject') throw new SharedStateUnavailableError('the shared per-scope limits');
+      return;
+    }
+    let longest = 0;
+    for (const rate of rates) {
+      let result;
+      try {
+        result = await this.sharedScopes!.take(rate, 1, maxWaitMs());
+      } catch (error) {
+        shared.store.commandFailed(error);
+        if (this.deps.config().redisFailure === 'reject') throw new SharedStateUnavailableError('the shared per-scope limits', { cause: error });
+        return;
+      }
+      if (abandoned()) return this.sharedScopes!.refund(rate, 1);
+      if (!result.ok) {
+        throw new RateLimitExceededError(
+          `Refused: ${rate.key} is over its own rate limit for the next ${result.retryAfterMs} ms (limits.perScope, shared by every replica), longer than limits.maxWaitMs = ${this.deps.config().limits.maxWaitMs}; nothing was sent.`,
+          {
+            reason: 'max_wait',
+            retryAfterMs: result.retryAfterMs,
+            limit: `perScope.${rate.key.split(':')[0]}`,
+            window: { limit: Math.round(rate.perMs * 60_000), remaining: 0, resetMs: result.retryAfterMs },
+          },
+        );
+      }
+      taken.push(rate);
+      longest = Math.max(longest, result.waitMs);
+    }
+    // Each take holds this call's place in line; it goes when the last of them comes due.
+    if (longest > 0 && !abandoned()) await new Promise((resolve) => setTimeout(resolve, longest).unref());
   }
 
   /** Nothing learned yet: one request goes alone until its response's headers arrive. */
@@ -276,8 +323,9 @@ export class TrafficLimiter {
     }
 
     const started = performance.now();
-    const sharing = this.deps.shared !== undefined && Object.keys(this.sharedBuckets).length > 0;
-    if (this.deps.shared && !this.deps.shared.store.healthy && config.redisFailure === 'reject') {
+    const scopeRates: ScopeRate[] = this.sharedScopes ? scopeLimiters.filter((s) => s.perMs !== undefined).map((s) => ({ key: s.key, perMs: s.perMs!, capacity: s.capacity })) : [];
+    const sharing = this.deps.shared !== undefined && (Object.keys(this.sharedBuckets).length > 0 || scopeRates.length > 0);
+    if (this.deps.shared && this.deps.shared.store.status === 'down' && config.redisFailure === 'reject') {
       throw new SharedStateUnavailableError('the shared rate limits');
     }
     const immediate = sharing ? undefined : this.tryNow(scopeLimiters, tokenWeights);
@@ -294,10 +342,12 @@ export class TrafficLimiter {
     const grants: Grant[] = [];
     const taken: Array<[Bucket, number]> = [];
     const sharedTaken: SharedTaken = [];
+    const scopeTaken: ScopeRate[] = [];
     let abandoned = false;
     const steps = async (): Promise<void> => {
       if (sharing) {
         // Shared rates first, without holding a local slot: in Distributed mode they are the long wait.
+        if (scopeRates.length) await this.takeSharedScopes(scopeRates, scopeTaken, () => abandoned, () => maxWaitMs - (performance.now() - started));
         while (this.pausedUntil > Date.now() && !abandoned) await this.untilResumed();
         await this.takeShared({ requests: 1, ...tokenWeights }, sharedTaken, () => abandoned);
         if (abandoned) return;
@@ -354,6 +404,7 @@ export class TrafficLimiter {
       for (const grant of grants) grant.undo();
       for (const [bucket, weight] of taken) bucket.refund(weight);
       for (const [bucket, weight] of sharedTaken) bucket.refund(weight);
+      for (const rate of scopeTaken) this.sharedScopes!.refund(rate, 1);
       throw error;
     } finally {
       clearTimeout(timer);
@@ -607,7 +658,11 @@ export class TrafficLimiter {
     for (const resolve of this.resumeWaiters.splice(0)) resolve();
     // The shared connection ends first: Bottleneck then skips unsubscribing each limiter, an
     // un-awaited command of its own that would reject once the connection is gone.
-    if (this.deps.shared) await Promise.resolve(this.deps.shared.connection.disconnect(false)).catch(() => {});
+    if (this.deps.shared) {
+      const { client, subscriber } = this.deps.shared.connection as unknown as { client: Redis; subscriber: Redis };
+      const connection = this.deps.shared.connection;
+      await endClients([client, subscriber], { disconnect: () => connection.disconnect(false) });
+    }
     await Promise.all([
       this.main.close(),
       ...Object.values(this.tokenBuckets).map((b) => b.close()),

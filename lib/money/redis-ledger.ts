@@ -1,7 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BudgetLine, BudgetState, Ledger, ReserveResult } from './ledger';
 import { REFUND, RELEASE, RESERVE, SETTLE, STATES, TOUCH } from './redis-scripts';
+import { redisScript as script, runScript } from '../internal/redis-script';
 
 /** A crashed process's reservations expire this long after it last renewed them. */
 export const RESERVATION_TTL_MS = 60_000;
@@ -10,17 +11,6 @@ const SETTLED_MARKER_TTL_MS = 6 * 3_600_000;
 
 const windowArg = (ms: number) => (ms === Infinity ? '0' : String(Math.round(ms)));
 
-/** Runs a script by its SHA, loading it on the first NOSCRIPT (after a restart or a flush). */
-async function runScript(client: Redis, script: { text: string; sha: string }, keys: string[], args: string[]): Promise<unknown> {
-  try {
-    return await client.evalsha(script.sha, keys.length, ...keys, ...args);
-  } catch (error) {
-    if (!(error instanceof Error) || !/NOSCRIPT/.test(error.message)) throw error;
-    return client.eval(script.text, keys.length, ...keys, ...args);
-  }
-}
-
-const script = (text: string) => ({ text, sha: createHash('sha1').update(text).digest('hex') });
 const SCRIPTS = { reserve: script(RESERVE), settle: script(SETTLE), release: script(RELEASE), touch: script(TOUCH), states: script(STATES), refund: script(REFUND) };
 
 /**

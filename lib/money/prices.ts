@@ -4,6 +4,7 @@ import type { ModelPrice } from '../config/options';
 import type { Usage } from '../providers/adapter';
 import { validatePrices } from '../config/resolve';
 import { GuardConfigError } from '../errors';
+import { largestOutput } from './model-catalog';
 
 export type UnpricedPolicy = 'conservative' | 'reject' | 'allow';
 
@@ -194,11 +195,15 @@ export class PriceBook {
     return units;
   }
 
-  /** The most output a request without its own cap can produce: the override's, else the context window. */
+  /**
+   * The most output a request without its own cap can produce: the override's, else the model's
+   * largest output from the catalog, else (a model no catalog knows) its context window.
+   */
   maxOutputTokens(model: string | undefined): number | undefined {
     const source = this.source(model);
-    if (source.kind === 'override') return source.price.maxOutputTokens;
-    if (source.kind === 'unpriced') return undefined;
+    if (source.kind === 'override' && source.price.maxOutputTokens !== undefined) return source.price.maxOutputTokens;
+    const known = largestOutput(model, source.kind === 'data' ? source.modelId : undefined);
+    if (known !== undefined || source.kind === 'override' || source.kind === 'unpriced') return known;
     return source.contextWindow;
   }
 }

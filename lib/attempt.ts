@@ -1,6 +1,7 @@
 import type { CallContext, Next } from './pipeline';
 import { ResponseTap } from './internal/response-tap';
 import { textTokenWeight } from './money/estimate';
+import type { Usage } from './providers/adapter';
 
 /**
  * Raised when an attempt got no response headers within `timeoutMs`. Its message says "timed out"
@@ -63,7 +64,7 @@ export function createAttempt(deps: AttemptDeps): Next {
     }
     const streaming = ctx.request.stream && (response.headers.get('content-type') ?? '').includes('text/event-stream');
     const tap = new ResponseTap(response, {
-      usageFromJson: (json) => ctx.adapter.usageFromJson(ctx.request, json),
+      usageFromJson: (json) => ctx.adapter.usageFromJson(ctx.request, json) ?? estimatedFromText(ctx, json),
       streamReader: streaming ? ctx.adapter.createStreamUsageReader(ctx.request, textTokenWeight) : undefined,
       inputTokensEstimate: ctx.inputTokens,
       abortUpstream: (reason) => controller.abort(reason),
@@ -73,4 +74,14 @@ export function createAttempt(deps: AttemptDeps): Next {
     ctx.tap = tap;
     return tap.response;
   };
+}
+
+/**
+ * A body that reports no usage (some OpenAI-compatible hosts and proxies): the input estimate
+ * plus the output counted from the text it carried. Undefined when it carried nothing countable.
+ */
+function estimatedFromText(ctx: CallContext, json: unknown): Usage | undefined {
+  const text = ctx.adapter.outputTextFromJson?.(ctx.request, json);
+  if (text === undefined) return undefined;
+  return { inputTokens: ctx.inputTokens, outputTokens: Math.ceil(textTokenWeight(text)), estimated: true };
 }

@@ -26,7 +26,7 @@ export function useFakeProvider(options?: FakeProviderOptions): () => FakeProvid
   beforeEach(() => {
     fake!.reset();
     const { port: _port, ...behaviour } = options ?? {};
-    fake!.configure({ outputTokens: 16, tokenDelayMs: 0, latencyMs: 0, extraInputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, limits: {}, ...behaviour });
+    fake!.configure({ outputTokens: 16, tokenDelayMs: 0, latencyMs: 0, extraInputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0, reasoningTokens: 0, omitUsage: false, limits: {}, ...behaviour });
   });
   afterAll(async () => {
     await fake?.close();

@@ -2,7 +2,7 @@ import { createParser } from 'eventsource-parser';
 import type { StreamUsageReader, Usage } from '../providers/adapter';
 
 export interface TapEnd {
-  /** Usage as reported (or estimated, with `estimated: true`); undefined when the body had none. */
+  /** Usage as reported (or estimated, with `estimated: true`); undefined when the body had nothing to count it from. */
   usage: Usage | undefined;
   /** Set when the body failed or was aborted (by the guard or the consumer). */
   error?: unknown;
@@ -157,7 +157,8 @@ export class ResponseTap {
           if (this.ended) return;
           if (chunk.done) {
             parser.feed(decoder.decode());
-            const end: TapEnd = { usage: this.streamUsage() ?? this.fallbackUsage() };
+            // A stream that ended reporting and carrying nothing countable: its reader prices the worst case.
+            const end: TapEnd = { usage: this.streamUsage() };
             this.finish(end);
             const error = this.finalCheck?.(end);
             if (error) controller.error(error);

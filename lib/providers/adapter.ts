@@ -81,6 +81,13 @@ export interface ProviderAdapter {
   parseRequest(url: string, method: string, body: unknown): ParsedRequest;
   /** Usage from a JSON response body. */
   usageFromJson(request: ParsedRequest, json: unknown): Usage | undefined;
+  /**
+   * The generated text of a JSON response (content, tool-call arguments, reasoning): its output is
+   * estimated from it when the body reports no usage. '' for a response that generates nothing
+   * (embeddings); undefined when the body has no output the adapter recognises (then the call is
+   * charged its worst case). Optional: without it, a response without usage is charged its worst case.
+   */
+  outputTextFromJson?(request: ParsedRequest, json: unknown): string | undefined;
   /** `weigh` gives a text's tokens unrounded; readers sum it and round up when reporting. */
   createStreamUsageReader(request: ParsedRequest, weigh: (text: string) => number): StreamUsageReader;
   classifyError(status: number, headers: Headers, body: string | undefined): ErrorClassification;

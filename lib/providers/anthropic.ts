@@ -1,5 +1,5 @@
 import type { ParsedRequest, ProviderAdapter, RateLimitSnapshot, StreamUsageReader, Usage } from './adapter';
-import { asObject, classifyStatus, limitWindow, num, parseJson, parseJsonBody, pathOf } from './wire';
+import { asObject, classifyStatus, joinText, limitWindow, num, parseJson, parseJsonBody, pathOf } from './wire';
 import { msUntil, parseRetryAfter } from '../internal/time';
 
 /** Anthropic usage: `input_tokens` excludes cache tokens, which we add back in. */
@@ -99,6 +99,19 @@ export const anthropicAdapter: ProviderAdapter = {
     if (!body) return undefined;
     if (request.endpoint === 'count_tokens') return undefined;
     return anthropicUsage(body.usage);
+  },
+
+  outputTextFromJson(request, json) {
+    const body = asObject(json);
+    if (!body) return undefined;
+    if (request.endpoint === 'completions') return typeof body.completion === 'string' ? body.completion : undefined;
+    if (!Array.isArray(body.content)) return undefined;
+    const pieces: unknown[] = [];
+    for (const block of body.content) {
+      const b = asObject(block);
+      pieces.push(b?.text, b?.thinking, b?.input !== undefined ? JSON.stringify(b.input) : undefined);
+    }
+    return joinText(pieces);
   },
 
   createStreamUsageReader(_request, weigh) {

@@ -1,5 +1,5 @@
 import type { Endpoint, ParsedRequest, ProviderAdapter, RateLimitSnapshot, StreamUsageReader, Usage } from './adapter';
-import { asObject, classifyStatus, limitWindow, num, parseJson, parseJsonBody, pathOf } from './wire';
+import { asObject, classifyStatus, joinText, limitWindow, num, parseJson, parseJsonBody, pathOf } from './wire';
 import { parseGoDuration, parseRetryAfter } from '../internal/time';
 
 /** Chat/Completions (`prompt_tokens`…) and Responses (`input_tokens`…) usage, both including cached input. */
@@ -17,6 +17,17 @@ function openaiUsage(raw: unknown): Usage | undefined {
   const reasoning = num(outDetails?.reasoning_tokens);
   if (reasoning) usage.reasoningTokens = reasoning;
   return usage;
+}
+
+/** The text of a Responses API `output`: messages, function-call arguments, reasoning summaries. */
+function responsesText(output: unknown[]): string {
+  const pieces: unknown[] = [];
+  for (const item of output) {
+    const o = asObject(item);
+    pieces.push(o?.arguments);
+    for (const list of [o?.content, o?.summary]) if (Array.isArray(list)) for (const part of list) pieces.push(asObject(part)?.text);
+  }
+  return joinText(pieces);
 }
 
 function endpointOf(path: string, post: boolean): Endpoint {
@@ -131,6 +142,25 @@ export const openaiAdapter: ProviderAdapter = {
 
   usageFromJson(_request, json) {
     return openaiUsage(asObject(json)?.usage);
+  },
+
+  outputTextFromJson(request, json) {
+    const body = asObject(json);
+    if (!body) return undefined;
+    if (request.endpoint === 'embeddings') return Array.isArray(body.data) ? '' : undefined;
+    if (request.endpoint === 'responses') return Array.isArray(body.output) ? responsesText(body.output) : typeof body.output_text === 'string' ? body.output_text : undefined;
+    if (!Array.isArray(body.choices)) return undefined;
+    const pieces: unknown[] = [];
+    for (const choice of body.choices) {
+      const c = asObject(choice);
+      const message = asObject(c?.message);
+      pieces.push(c?.text, message?.refusal, message?.reasoning_content, asObject(message?.function_call)?.arguments);
+      const content = message?.content;
+      if (Array.isArray(content)) for (const part of content) pieces.push(asObject(part)?.text);
+      else pieces.push(content);
+      if (Array.isArray(message?.tool_calls)) for (const call of message.tool_calls) pieces.push(asObject(asObject(call)?.function)?.arguments);
+    }
+    return joinText(pieces);
   },
 
   createStreamUsageReader(request, weigh) {

@@ -63,3 +63,10 @@ export function classifyStatus(status: number, headers: Headers): ErrorClassific
   const retryable = should === 'true' ? true : should === 'false' ? false : status === 408 || status === 409 || status === 429 || fault;
   return { retryable, fault, reason };
 }
+
+/** Joins the strings among `pieces` (non-strings skipped): the text of a response's output parts. */
+export function joinText(pieces: unknown[]): string {
+  let out = '';
+  for (const piece of pieces) if (typeof piece === 'string') out += piece;
+  return out;
+}

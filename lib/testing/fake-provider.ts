@@ -44,6 +44,8 @@ export interface FakeBehaviour {
   cacheWriteTokens: number;
   /** Of the output, how many are reasoning tokens (OpenAI). */
   reasoningTokens: number;
+  /** Answer without any usage field, JSON or stream (some OpenAI-compatible hosts do). Default false. */
+  omitUsage: boolean;
 }
 
 export interface FakeProviderOptions extends Partial<FakeBehaviour> {
@@ -145,11 +147,16 @@ function headerNumber(req: IncomingMessage, name: string): number | undefined {
   return Number.isFinite(n) && n >= 0 ? n : undefined;
 }
 
+function headerFlag(req: IncomingMessage, name: string): boolean | undefined {
+  const raw = req.headers[name];
+  return typeof raw === 'string' ? raw === '1' || raw === 'true' : undefined;
+}
+
 /**
  * A local HTTP server speaking the Anthropic Messages and OpenAI Chat Completions / Responses /
  * Embeddings wire formats, JSON and SSE, with per-key rate limits, the providers' limit headers,
  * scripted faults, and a ledger of what it billed. Per request, headers `x-fake-output-tokens`,
- * `x-fake-extra-input-tokens`, `x-fake-token-delay-ms` and `x-fake-latency-ms` override behaviour.
+ * `x-fake-extra-input-tokens`, `x-fake-token-delay-ms`, `x-fake-latency-ms` and `x-fake-omit-usage` override behaviour.
  */
 export class FakeProvider {
   readonly records: RequestRecord[] = [];
@@ -177,6 +184,7 @@ export class FakeProvider {
       cacheReadTokens: options.cacheReadTokens ?? 0,
       cacheWriteTokens: options.cacheWriteTokens ?? 0,
       reasoningTokens: options.reasoningTokens ?? 0,
+      omitUsage: options.omitUsage ?? false,
     };
   }
 
@@ -424,6 +432,7 @@ export class FakeProvider {
       reasoningTokens: b.reasoningTokens,
       tokens: outputTokens(count),
       truncated: count >= cap && count < wanted,
+      omitUsage: headerFlag(req, 'x-fake-omit-usage') ?? b.omitUsage,
     };
     const bill = (output: number) => {
       record.outputTokens = output;
@@ -446,7 +455,7 @@ export class FakeProvider {
     if (endpoint === 'embeddings') {
       const inputs = Array.isArray(body.input) ? body.input.length : 1;
       bill(0);
-      return send(200, embeddingsResponse(record.model, inputs, inputTokens, body.encoding_format === 'base64'), limitHeaders);
+      return send(200, embeddingsResponse(record.model, inputs, inputTokens, body.encoding_format === 'base64', g.omitUsage), limitHeaders);
     }
 
     if (!record.stream) {

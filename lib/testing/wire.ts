@@ -19,6 +19,8 @@ export interface Generation {
   tokens: string[];
   /** The request's output cap was reached. */
   truncated: boolean;
+  /** Leave every usage field out (as some OpenAI-compatible hosts and proxies do). */
+  omitUsage?: boolean;
 }
 
 /** A stream as three parts: what comes before the tokens, one chunk per token, and the end. */
@@ -59,7 +61,7 @@ export function anthropicMessage(g: Generation) {
     content: [{ type: 'text', text: g.tokens.join('') }],
     stop_reason: g.truncated ? 'max_tokens' : 'end_turn',
     stop_sequence: null,
-    usage: anthropicUsage(g, g.tokens.length),
+    usage: g.omitUsage ? undefined : anthropicUsage(g, g.tokens.length),
   };
 }
 
@@ -68,7 +70,7 @@ export function anthropicStream(g: Generation): StreamScript {
     head: [
       sse('message_start', {
         type: 'message_start',
-        message: { ...anthropicMessage(g), content: [], stop_reason: null, usage: anthropicUsage(g, 1) },
+        message: { ...anthropicMessage(g), content: [], stop_reason: null, usage: g.omitUsage ? undefined : anthropicUsage(g, 1) },
       }),
       sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
       sse('ping', { type: 'ping' }),
@@ -79,7 +81,7 @@ export function anthropicStream(g: Generation): StreamScript {
       sse('message_delta', {
         type: 'message_delta',
         delta: { stop_reason: g.truncated ? 'max_tokens' : 'end_turn', stop_sequence: null },
-        usage: { output_tokens: output },
+        usage: g.omitUsage ? undefined : { output_tokens: output },
       }),
       sse('message_stop', { type: 'message_stop' }),
     ],
@@ -129,11 +131,12 @@ export function chatCompletion(g: Generation) {
         finish_reason: g.truncated ? 'length' : 'stop',
       },
     ],
-    usage: chatUsage(g, g.tokens.length),
+    usage: g.omitUsage ? undefined : chatUsage(g, g.tokens.length),
   };
 }
 
-export function chatStream(g: Generation, includeUsage: boolean): StreamScript {
+export function chatStream(g: Generation, asked: boolean): StreamScript {
+  const includeUsage = asked && !g.omitUsage;
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) => ({
     id: g.id,
     object: 'chat.completion.chunk',
@@ -188,7 +191,7 @@ function responseObject(g: Generation, status: string, text: string | undefined,
     parallel_tool_calls: true,
     tool_choice: 'auto',
     tools: [],
-    usage: output === undefined ? null : responsesUsage(g, output),
+    usage: output === undefined || g.omitUsage ? null : responsesUsage(g, output),
   };
 }
 
@@ -228,7 +231,7 @@ export function responsesStream(g: Generation): StreamScript {
   };
 }
 
-export function embeddingsResponse(model: string, inputs: number, inputTokens: number, base64: boolean) {
+export function embeddingsResponse(model: string, inputs: number, inputTokens: number, base64: boolean, omitUsage = false) {
   return {
     object: 'list',
     data: Array.from({ length: inputs }, (_, index) => {
@@ -236,7 +239,7 @@ export function embeddingsResponse(model: string, inputs: number, inputTokens: n
       return { object: 'embedding', index, embedding: base64 ? Buffer.from(vector.buffer).toString('base64') : Array.from(vector) };
     }),
     model,
-    usage: { prompt_tokens: inputTokens, total_tokens: inputTokens },
+    usage: omitUsage ? undefined : { prompt_tokens: inputTokens, total_tokens: inputTokens },
   };
 }
 

@@ -1,9 +1,12 @@
+import { calcPrice } from '@pydantic/genai-prices';
 import { ANTHROPIC_KEY, CLAUDE, useFakeProvider } from '../support/clients';
 import { describeWithRedis, useRedisServer } from '../support/redis';
 import { runReplicas, startReplica, type ReplicaSpec } from '../support/replicas';
-import { steadyRate } from '../support/arrivals';
+import { maxInWindowAfter, steadyRate } from '../support/arrivals';
 
 jest.setTimeout(90_000);
+
+const HAIKU = 'claude-haiku-4-5';
 
 /**
  * Replica processes started the way a fleet starts them: each calls from its first millisecond
@@ -39,7 +42,7 @@ describeWithRedis('replica processes sharing one guard through Redis', () => {
   it('calling from their first millisecond, keep one hard budget: billed no more than it, each call charged once', async () => {
     fake().configure({ limits: { requestsPerMinute: 1920 } });
     const budget = 0.01;
-    const results = await runReplicas(3, spec('budget', { calls: 50, concurrency: 50, options: { name: `budget-${Date.now()}`, limits: { requestsPerMinute: 1800 }, cost: { budgets: [{ scope: 'global', limitUsd: budget, window: '1h' }] } } }));
+    const results = await runReplicas(3, spec('budget', { calls: 50, concurrency: 50, options: { name: `budget-${Date.now()}`, limits: { requestsPerMinute: 1800 }, cost: { budgets: [{ scope: 'global', limitUsd: budget, window: '1h' }], budgetWaitMs: 0 } } }));
     const ok = results.reduce((n, r) => n + r.ok, 0);
     const refused = results.reduce((n, r) => n + (r.errors.BudgetExceededError ?? 0), 0);
     expect(ok + refused).toBe(150);
@@ -48,6 +51,20 @@ describeWithRedis('replica processes sharing one guard through Redis', () => {
     expect(fake().stats.requests).toBe(ok);
     expect(fake().stats.billed.usd).toBeLessThanOrEqual(budget);
     // What the replicas charged is what the provider billed (nothing lost, nothing twice).
+    expect(results.reduce((n, r) => n + r.costUsd, 0)).toBeCloseTo(fake().stats.billed.usd, 9);
+  });
+
+  it('a budget that fits 5 worst cases serves 30 calls across three replicas that cost a tenth of it: none refused, billed within it', async () => {
+    fake().configure({ latencyMs: 80, outputTokens: 16 });
+    // Worst case of one call: at most 20 input tokens + 160 output (it uses 16 of them).
+    const worst = calcPrice({ input_tokens: 20, output_tokens: 160 }, HAIKU, { providerId: 'anthropic' })!.total_price;
+    const budget = 5 * worst;
+    const results = await runReplicas(3, spec('wait', { calls: 10, concurrency: 10, model: HAIKU, maxTokens: 160, options: { name: `wait-${Date.now()}`, cost: { budgets: [{ scope: 'global', limitUsd: budget }] } } }));
+    expect(results.map((r) => r.errors)).toEqual([{}, {}, {}]);
+    expect(fake().stats.requests).toBe(30);
+    expect(fake().stats.billed.usd).toBeLessThanOrEqual(budget);
+    // Never more in flight than the budget's worst cases allow.
+    expect(fake().stats.maxInFlight).toBeLessThanOrEqual(6);
     expect(results.reduce((n, r) => n + r.costUsd, 0)).toBeCloseTo(fake().stats.billed.usd, 9);
   });
 
@@ -74,6 +91,9 @@ describeWithRedis('replica processes sharing one guard through Redis', () => {
     const rate = steadyRate(arrivals, 1000);
     expect(rate).toBeGreaterThanOrEqual(30 * 0.95);
     expect(rate).toBeLessThanOrEqual(30 * 1.05);
+    // No burst when a replica joins or comes back: about the limit in any second (a join that refilled
+    // or reset the shared bucket would let its whole burst, ~27 more, through at once).
+    expect(maxInWindowAfter(arrivals, 1000, 1000)).toBeLessThanOrEqual(33);
   });
 
   it("one user's 10 per minute is 10 per minute for the fleet: the rest refused with a Retry-After", async () => {

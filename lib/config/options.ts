@@ -75,6 +75,11 @@ export interface CostOptions {
   postCallOverrun?: 'throw' | 'warn';
   minOutputTokens?: number;
   exactInputTokens?: boolean;
+  /**
+   * How long a call that a hard budget would refuse only because of what calls in flight have
+   * reserved waits for them to settle (first come, first served). 0 = refuse at once.
+   */
+  budgetWaitMs?: number;
 }
 
 /** Everything is optional: unset values come from `LLM_GUARD_*` env vars, then defaults. */

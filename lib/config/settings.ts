@@ -64,6 +64,7 @@ export const SETTINGS = [
     { path: `budgetEnv.${scope}.limitUsd`, env: `BUDGET_${scope.toUpperCase()}_USD`, type: { kind: 'budget' }, default: scope === 'global' ? 50 : undefined, envOnly: 'cost.budgets', description: scope === 'global' ? 'budget of the whole guard; none = no global budget' : `budget per ${scope} scope` },
     { path: `budgetEnv.${scope}.window`, env: `BUDGET_${scope.toUpperCase()}_WINDOW`, type: { kind: 'window' }, default: '1h', envOnly: 'cost.budgets', description: `sliding window of the ${scope} budget` },
   ] as const),
+  { path: 'cost.budgetWaitMs', env: 'BUDGET_WAIT_MS', type: ms(0, 3_600_000), default: 30_000, description: 'a call a hard budget refuses only because of what calls in flight reserved waits this long for them to settle; 0 = refuse at once' },
   { path: 'cost.budgetEnforcement', env: 'BUDGET_ENFORCEMENT', type: { kind: 'enum', values: ['hard', 'soft'] }, default: 'hard', description: 'soft = warn and let through' },
   { path: 'cost.postCallOverrun', env: 'POST_CALL_OVERRUN', type: { kind: 'enum', values: ['warn', 'throw'] }, default: 'warn', description: 'or throw (BudgetExceededError with the response attached)' },
   { path: 'cost.minOutputTokens', env: 'MIN_OUTPUT_TOKENS', type: { kind: 'integer', min: 1, max: 1_000_000 }, default: 16, description: 'clamp never goes below this; below it the call is refused' },

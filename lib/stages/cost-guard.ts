@@ -9,6 +9,7 @@ import type { BudgetLine, BudgetState, Ledger, MaybePromise, ReserveResult } fro
 import type { TapEnd } from '../internal/response-tap';
 import { windowText } from '../config/resolve';
 import { estimateInputTokens } from '../money/estimate';
+import { BudgetQueue } from '../money/budget-queue';
 
 export interface CostGuardDeps {
   config: () => ResolvedConfig;
@@ -18,6 +19,8 @@ export interface CostGuardDeps {
   logger: () => Logger;
   /** Adds what a call cost to the guard's totals. */
   charge: (usd: number) => void;
+  /** How often calls waiting for budget room look again without a local settle (default 100 ms). */
+  pollMs?: number;
 }
 
 const usd = (n: number) => `$${n.toFixed(n < 0.01 ? 6 : 4)}`;
@@ -47,7 +50,27 @@ export class CostGuardStage implements Stage {
   /** Message Batches charged at their worst case, until their results are read: batch id → charge. */
   private readonly batches = new Map<string, { usd: number; lines: BudgetLine[]; at: number }>();
 
-  constructor(private readonly deps: CostGuardDeps) {}
+  /** Calls waiting for in-flight reservations to settle (cost.budgetWaitMs), per budget key. */
+  private readonly queue: BudgetQueue;
+
+  constructor(private readonly deps: CostGuardDeps) {
+    this.queue = new BudgetQueue(deps.pollMs ?? 100);
+  }
+
+  /** Room may have appeared in a budget: the first call waiting on each tries again. */
+  private readonly roomChanged = <T>(value: T): T => {
+    this.queue.wake();
+    return value;
+  };
+
+  /** Settles or releases, then wakes waiting calls (at once with the in-memory ledger, after Redis answers with the shared one). */
+  private afterward<T>(value: MaybePromise<T>): MaybePromise<T> {
+    return value instanceof Promise ? value.then(this.roomChanged) : this.roomChanged(value);
+  }
+
+  close(): void {
+    this.queue.close();
+  }
 
   async run(ctx: CallContext, next: Next): Promise<Response> {
     if (ctx.request.endpoint === 'batches') return this.guardBatch(ctx, next);
@@ -71,7 +94,7 @@ export class CostGuardStage implements Stage {
     const tap = ctx.tap;
     if (!tap) {
       // An error answer: the provider billed nothing.
-      if (lines.length) await resolved(ledger.release(id));
+      if (lines.length) await resolved(this.afterward(ledger.release(id)));
       return response;
     }
 
@@ -107,18 +130,20 @@ export class CostGuardStage implements Stage {
       });
     }
     tap.onEnd((end) => {
-      const usage = end.usage ?? (end.error ? this.worstUsage(ctx) : undefined);
-      const cost = usage ? this.price(ctx, prices, usage) : 0;
+      // A body with nothing to count (no usage, no text) is charged its worst case, never $0.
+      const usage = end.usage ?? this.worstUsage(ctx);
+      const cost = this.price(ctx, prices, usage);
+      if (usage.estimated && !cut && !end.error && !end.cancelled) this.warnEstimatedOnce(ctx, end.usage === undefined);
       if (lines.length) {
-        const states = ledger.settle(id, cost);
+        const states = this.afterward(ledger.settle(id, cost));
         if (states instanceof Promise) void states.then((s) => this.warnings(ctx, config, lines, s), () => {});
         else this.warnings(ctx, config, lines, states);
       }
-      if (usage) this.recordCost(ctx, usage, cost);
+      this.recordCost(ctx, usage, cost);
       if (cut && this.deps.emitter.has('stream:aborted')) {
         this.deps.emitter.emit('stream:aborted', { ...ctx.eventBase(), reason: cut.message, usage, costUsd: cost });
       }
-      if (!cut && cost > cap && !end.error && !end.cancelled) overrun = this.postCallOverrun(ctx, config, cost, usage!);
+      if (!cut && cost > cap && !end.error && !end.cancelled) overrun = this.postCallOverrun(ctx, config, cost, usage);
     });
     tap.setFinalCheck((_end: TapEnd, value?: unknown) => {
       if (!overrun) return undefined;
@@ -170,14 +195,14 @@ export class CostGuardStage implements Stage {
     }
     const response = await this.send(ctx, next, ledger, id, lines);
     if (!response.ok) {
-      if (lines.length) await resolved(ledger.release(id));
+      if (lines.length) await resolved(this.afterward(ledger.release(id)));
       return response;
     }
     const batchId = await response
       .clone()
       .json()
       .then((b: { id?: unknown }) => (typeof b.id === 'string' ? b.id : undefined), () => undefined);
-    if (lines.length) await resolved(ledger.settle(id, worst));
+    if (lines.length) await resolved(this.afterward(ledger.settle(id, worst)));
     this.recordCost(ctx, usage, worst);
     if (batchId) {
       if (this.batches.size >= 10_000) this.batches.delete(this.batches.keys().next().value!);
@@ -191,7 +216,7 @@ export class CostGuardStage implements Stage {
     try {
       return await next(ctx);
     } catch (error) {
-      if (lines.length) await resolved(ledger.release(id));
+      if (lines.length) await resolved(this.afterward(ledger.release(id)));
       throw error;
     }
   }
@@ -305,32 +330,65 @@ export class CostGuardStage implements Stage {
   }
 
   /**
-   * Reserves the worst case on every budget; clamps once to what is left, or refuses. Returns the
-   * reserved amount — at once when the ledger answers at once (the in-memory one does).
+   * Reserves the worst case on every budget; clamps to what is left, waits for calls in flight,
+   * or refuses. Returns the reserved amount — at once when the ledger answers at once (the
+   * in-memory one does) and nobody waits on these budgets.
    */
   private reserve(ctx: CallContext, config: ResolvedConfig, prices: PriceBook, ledger: Ledger, id: string, lines: BudgetLine[], worst: number): number | Promise<number> {
+    if (this.queue.busy(lines.map((l) => l.key))) return this.reserveSlow(ctx, config, prices, ledger, id, lines, worst, undefined);
     const first = ledger.reserve(id, lines, worst);
     if (!(first instanceof Promise) && first.ok) return worst;
     return this.reserveSlow(ctx, config, prices, ledger, id, lines, worst, first);
   }
 
-  private async reserveSlow(ctx: CallContext, config: ResolvedConfig, prices: PriceBook, ledger: Ledger, id: string, lines: BudgetLine[], worst: number, first: MaybePromise<ReserveResult>): Promise<number> {
-    let result = await resolved(first);
+  /**
+   * The slow path: a refusal is clamped (onOverBudget 'clamp'), or — when only what calls in
+   * flight reserved stands in the way (spent + this call fits) — waits its turn for them to
+   * settle, up to cost.budgetWaitMs. `first` is undefined when others already wait on these budgets.
+   */
+  private async reserveSlow(ctx: CallContext, config: ResolvedConfig, prices: PriceBook, ledger: Ledger, id: string, lines: BudgetLine[], worst: number, first: MaybePromise<ReserveResult> | undefined): Promise<number> {
+    let result = first === undefined ? undefined : await resolved(first);
     let amount = worst;
-    if (!result.ok && config.cost.onOverBudget === 'clamp' && ctx.request.maxOutputTokensField) {
-      const room = result.refusedBy.limitUsd - result.state.spentUsd - result.state.reservedUsd;
-      const fits = this.outputThatFits(ctx, prices, room);
-      if (fits >= config.cost.minOutputTokens) {
-        this.clampTo(ctx, Math.min(fits, this.maxOutput(ctx, prices)), `worst case ${usd(worst)} is over what is left of budget ${result.refusedBy.key} (${usd(room)})`);
-        amount = this.price(ctx, prices, this.worstUsage(ctx));
+    const started = Date.now();
+    const deadline = started + config.cost.budgetWaitMs;
+    let ticket: ReturnType<BudgetQueue['enter']> | undefined;
+    let queuedOn: string | undefined;
+    try {
+      for (;;) {
+        if (result?.ok) return amount;
+        if (result && config.cost.onOverBudget === 'clamp' && ctx.request.maxOutputTokensField) {
+          const room = result.refusedBy.limitUsd - result.state.spentUsd - result.state.reservedUsd;
+          const fits = Math.min(this.outputThatFits(ctx, prices, room), this.maxOutput(ctx, prices));
+          if (fits >= config.cost.minOutputTokens) {
+            this.clampTo(ctx, fits, `worst case ${usd(worst)} is over what is left of budget ${result.refusedBy.key} (${usd(room)})`);
+            amount = this.price(ctx, prices, this.worstUsage(ctx));
+            result = await resolved(ledger.reserve(id, lines, amount));
+            continue;
+          }
+        }
+        // Settled spend alone is in the way (no wait can help), or the wait is over.
+        if (result && (!reservedInTheWay(result, amount) || Date.now() >= deadline)) break;
+        const key = result?.refusedBy.key ?? this.queue.busy(lines.map((l) => l.key))!;
+        if (key !== queuedOn || !ticket) {
+          ticket?.leave();
+          ticket = this.queue.enter(key);
+          queuedOn = key;
+        }
+        const current = ticket;
+        if (!(await current.turn(deadline, ctx.signal))) {
+          result ??= await resolved(ledger.reserve(id, lines, amount));
+          if (result.ok) return amount;
+          break;
+        }
         result = await resolved(ledger.reserve(id, lines, amount));
       }
+    } finally {
+      ticket?.leave();
     }
-    if (!result.ok) throw this.refusal(ctx, 'pre-call', result, worst);
-    return amount;
+    throw this.refusal(ctx, 'pre-call', result!, worst, undefined, queuedOn === undefined ? 0 : Date.now() - started);
   }
 
-  private refusal(ctx: CallContext, stage: BudgetStage, result: Extract<ReserveResult, { ok: false }>, estimated: number, partial?: Usage): BudgetExceededError {
+  private refusal(ctx: CallContext, stage: BudgetStage, result: Extract<ReserveResult, { ok: false }>, estimated: number, partial?: Usage, waitedMs = 0): BudgetExceededError {
     const { refusedBy, state } = result;
     const scope = refusedBy.key === 'global' ? 'global' : (refusedBy.key.slice(0, refusedBy.key.indexOf(':')) as BudgetExceededDetails['scope']);
     const left = Math.max(0, refusedBy.limitUsd - state.spentUsd - state.reservedUsd);
@@ -340,6 +398,7 @@ export class CostGuardStage implements Stage {
       stage,
       { scope, key: refusedBy.key, limitUsd: refusedBy.limitUsd, spentUsd: state.spentUsd, estimatedUsd: estimated, ...(partial ? { partial, costUsd: estimated } : {}) },
       `${what} does not fit in budget ${refusedBy.key}: ${usd(refusedBy.limitUsd)} per ${windowText(refusedBy.windowMs)}, ${usd(state.spentUsd)} spent and ${usd(state.reservedUsd)} reserved, ${usd(left)} left.` +
+        (waitedMs > 0 ? ` It waited ${waitedMs} ms for calls in flight to settle (cost.budgetWaitMs).` : '') +
         (state.nextReleaseAt ? ` Room comes back from ${new Date(state.nextReleaseAt).toISOString()}.` : ''),
       state.nextReleaseAt ? state.nextReleaseAt - Date.now() : undefined,
     );
@@ -406,6 +465,21 @@ export class CostGuardStage implements Stage {
     }
   }
 
+  /** Model and host pairs already warned about for answering without usage. */
+  private readonly warnedEstimated = new Set<string>();
+
+  /** A response that reported no usage was charged an estimate: say so once per model and host. */
+  private warnEstimatedOnce(ctx: CallContext, worstCase: boolean): void {
+    const host = hostOf(ctx.url);
+    const key = `${ctx.request.model ?? ''}@${host}`;
+    if (this.warnedEstimated.has(key)) return;
+    if (this.warnedEstimated.size > 1000) this.warnedEstimated.clear();
+    this.warnedEstimated.add(key);
+    const how = worstCase ? 'at its worst case (nothing in it could be counted)' : 'an estimate (input estimate + output counted from its text)';
+    const hint = ctx.request.stream && ctx.request.endpoint === 'chat' && !ctx.request.streamReportsUsage ? ' Set stream_options: { include_usage: true } to get the exact count.' : '';
+    this.deps.logger().warn({ model: ctx.request.model, host }, `a response from ${host} for model ${ctx.request.model ?? '(none)'} reported no usage: it was charged ${how}.${hint}`);
+  }
+
   private warnUnpricedOnce(model: string | undefined, what: string): void {
     const key = model ?? '';
     if (this.warnedUnpriced.has(key)) return;
@@ -414,3 +488,17 @@ export class CostGuardStage implements Stage {
   }
 }
 
+
+/** The host of a request URL, for messages (never its path or query, which may hold a key). */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(unknown host)';
+  }
+}
+
+/** Whether a refusal is only what calls in flight reserved: spent plus this call would fit. */
+function reservedInTheWay(result: Extract<ReserveResult, { ok: false }>, amount: number): boolean {
+  return result.state.reservedUsd > 0 && result.state.spentUsd + amount <= result.refusedBy.limitUsd * (1 + 1e-12);
+}

@@ -25,6 +25,7 @@ import { sharedConnection } from './distributed/shared-bucket';
 import type { CallObserver } from './telemetry/observer';
 import { registerMetrics, type MetricsRegistry } from './telemetry/metrics';
 import { createTracing } from './telemetry/tracing';
+import { CallTallies } from './telemetry/tallies';
 import { FailoverRouter, type ClientEndpoint } from './failover/router';
 
 export interface GuardTotals {
@@ -117,6 +118,7 @@ export class Guard {
   /** Metrics and tracing: told of each call's start, attempts and end. */
   private observers: CallObserver[] = [];
   private readonly metricsIn = new Map<MetricsRegistry, () => void>();
+  readonly tallies: CallTallies;
   /**
    * Per model, how many input tokens the provider counts for each one the built-in estimate
    * counted (a moving average, never below 1): the estimate learns the provider's tokenizer.
@@ -156,6 +158,9 @@ export class Guard {
       shared.onUp(() => shared.publishBreaker(this.breaker.status(this.config).state));
       this.emitter.on('breaker', (e) => shared.publishBreaker(e.state));
     }
+    // Lifetime counts by metric label, from the start: metrics registered later report them all.
+    this.tallies = new CallTallies(this.emitter);
+    this.addObserver(this.tallies);
     // Traces when @opentelemetry/api is installed (no-op spans until an SDK is registered).
     const tracing = createTracing({ guardName: () => this.config.name, breakerState: () => this.breaker.status(this.config).state });
     if (tracing) this.addObserver(tracing);
@@ -315,7 +320,7 @@ export class Guard {
 
   metrics(registry?: MetricsRegistry): MetricsRegistry {
     const { registry: target, detach } = registerMetrics(
-      { name: this.config.name, provider: this.adapter.name, status: () => this.status(), addObserver: (o) => this.addObserver(o), emitter: this.emitter },
+      { name: this.config.name, provider: this.adapter.name, status: () => this.status(), addObserver: (o) => this.addObserver(o), emitter: this.emitter, tallies: this.tallies },
       registry,
     );
     if (this.metricsIn.has(target)) detach();

@@ -47,6 +47,24 @@ describe('Prometheus metrics (guard.metrics)', () => {
     await client.guard.close();
   });
 
+  it('registered after some calls, the counters include everything since the guard was created', async () => {
+    const registry = new Registry();
+    const client = createGuardedClient(anthropicFor(fake()), { name: 'late', retry: { retries: 2, minDelayMs: 1, maxDelayMs: 5 } });
+    fake().fault({ status: 429, headers: { 'retry-after': '0' } });
+    for (let i = 0; i < 3; i++) await client.messages.create({ model: CLAUDE, max_tokens: 16, messages: hello });
+    client.guard.metrics(registry); // lazily, after the first calls
+    await client.messages.create({ model: CLAUDE, max_tokens: 16, messages: hello });
+    expect(await value(registry, 'guarded_llm_requests_total', { guard: 'late', outcome: 'success' })).toBe(4);
+    expect(await value(registry, 'guarded_llm_attempts_total', { guard: 'late' })).toBe(5);
+    expect(await value(registry, 'guarded_llm_retries_total', { guard: 'late' })).toBe(1);
+    expect(await value(registry, 'guarded_llm_provider_429_total', { guard: 'late' })).toBe(1);
+    expect(await value(registry, 'guarded_llm_tokens_total', { guard: 'late', direction: 'output' })).toBe(fake().stats.billed.outputTokens);
+    expect(await value(registry, 'guarded_llm_cost_usd_total', { guard: 'late' })).toBeCloseTo(fake().stats.billed.usd, 12);
+    // Scraped twice, counters do not double.
+    expect(await value(registry, 'guarded_llm_requests_total', { guard: 'late' })).toBe(4);
+    await client.guard.close();
+  });
+
   it('several guards share one registry, told apart by the guard label; close() stops counting', async () => {
     const registry = new Registry();
     const a = createGuardedClient(anthropicFor(fake()), { name: 'a' });

@@ -7,9 +7,9 @@
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { GuardConfigError } from '../errors';
 import type { GuardStatus } from '../guard';
-import type { CallContext } from '../pipeline';
 import type { GuardEmitter } from '../events';
-import { callOutcome, ModelLabels, type CallObserver } from './observer';
+import { callOutcome, type CallObserver } from './observer';
+import type { CallTallies, LabeledCounts } from './tallies';
 
 type PromClient = typeof import('prom-client');
 
@@ -28,35 +28,45 @@ export interface MeteredGuard {
   status(): GuardStatus;
   addObserver(observer: CallObserver): () => void;
   emitter: GuardEmitter;
+  /** The guard's lifetime counts: the counters report them, so registering late loses nothing. */
+  tallies: CallTallies;
 }
 
 const BREAKER_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 
+type TallyName = 'requests' | 'attempts' | 'retries' | 'provider429s' | 'localWaits' | 'tokens' | 'cost' | 'budgetRefusals';
+
 class GuardMetrics {
-  readonly requests: Counter;
-  readonly attempts: Counter;
-  readonly retries: Counter;
-  readonly provider429s: Counter;
-  readonly localWaits: Counter;
   readonly duration: Histogram;
   readonly queueWait: Histogram;
-  readonly tokens: Counter;
-  readonly cost: Counter;
-  readonly budgetRefusals: Counter;
   readonly guards = new Set<MeteredGuard>();
 
   constructor(prom: PromClient, registry: Registry) {
     const registers = [registry];
     const guards = this.guards;
-    const counter = (name: string, help: string, labelNames: string[]) => new prom.Counter({ name, help, labelNames, registers });
-    this.requests = counter('guarded_llm_requests_total', 'Calls through the guard, by how they ended.', ['guard', 'provider', 'model', 'outcome']);
-    this.attempts = counter('guarded_llm_attempts_total', 'HTTP attempts sent to the provider (first tries and retries).', ['guard', 'provider', 'model']);
-    this.retries = counter('guarded_llm_retries_total', 'Retries, by reason.', ['guard', 'provider', 'model', 'reason']);
-    this.provider429s = counter('guarded_llm_provider_429_total', '429 answers from the provider.', ['guard', 'provider', 'model']);
-    this.localWaits = counter('guarded_llm_rate_limit_waits_total', 'Calls that waited for the local rate limiter (5 ms or more).', ['guard', 'provider']);
-    this.tokens = counter('guarded_llm_tokens_total', 'Tokens used, as the provider reported them (estimated where it did not).', ['guard', 'provider', 'model', 'direction']);
-    this.cost = counter('guarded_llm_cost_usd_total', 'What calls cost, in US dollars.', ['guard', 'provider', 'model']);
-    this.budgetRefusals = counter('guarded_llm_budget_exceeded_total', 'Calls refused or cut by a budget or the per-call cap, by stage and scope kind.', ['guard', 'provider', 'stage', 'scope']);
+    // Each counter is read from the guards' lifetime tallies at scrape time.
+    const counter = (name: string, help: string, labelNames: string[], tally: TallyName) =>
+      new prom.Counter({
+        name,
+        help,
+        labelNames: ['guard', 'provider', ...labelNames],
+        registers,
+        collect(this: Counter) {
+          this.reset();
+          for (const guard of guards) {
+            const counts: LabeledCounts = guard.tallies[tally];
+            for (const { labels, value } of counts.entries()) this.inc({ guard: guard.name, provider: guard.provider, ...labels }, value);
+          }
+        },
+      });
+    counter('guarded_llm_requests_total', 'Calls through the guard, by how they ended.', ['model', 'outcome'], 'requests');
+    counter('guarded_llm_attempts_total', 'HTTP attempts sent to the provider (first tries and retries).', ['model'], 'attempts');
+    counter('guarded_llm_retries_total', 'Retries, by reason.', ['model', 'reason'], 'retries');
+    counter('guarded_llm_provider_429_total', '429 answers from the provider.', ['model'], 'provider429s');
+    counter('guarded_llm_rate_limit_waits_total', 'Calls that waited for the local rate limiter (5 ms or more).', [], 'localWaits');
+    counter('guarded_llm_tokens_total', 'Tokens used, as the provider reported them (estimated where it did not).', ['model', 'direction'], 'tokens');
+    counter('guarded_llm_cost_usd_total', 'What calls cost, in US dollars.', ['model'], 'cost');
+    counter('guarded_llm_budget_exceeded_total', 'Calls refused or cut by a budget or the per-call cap, by stage and scope kind.', ['stage', 'scope'], 'budgetRefusals');
     this.duration = new prom.Histogram({
       name: 'guarded_llm_request_duration_seconds',
       help: 'Time from the call to its response headers (or its error), retries and queueing included.',
@@ -94,42 +104,20 @@ class GuardMetrics {
     });
   }
 
-  /** Hooks one guard's calls and events into these metrics; returns the disposer. */
+  /** Hooks one guard's calls into these metrics (counters read its tallies); returns the disposer. */
   attach(guard: MeteredGuard): () => void {
     this.guards.add(guard);
-    const models = new ModelLabels();
     const base = { guard: guard.name, provider: guard.provider };
-    const withModel = (ctx: CallContext) => ({ ...base, model: models.label(ctx.request.model) });
     const offObserver = guard.addObserver({
-      attemptStart: (ctx) => this.attempts.inc(withModel(ctx)),
-      attemptEnd: (ctx, response) => {
-        if (response?.status === 429) this.provider429s.inc(withModel(ctx));
-      },
       callEnd: (ctx, response, error) => {
         const outcome = callOutcome(response, error);
-        this.requests.inc({ ...withModel(ctx), outcome });
-        this.duration.observe({ ...withModel(ctx), outcome }, (performance.now() - ctx.startedAt) / 1000);
+        this.duration.observe({ ...base, model: guard.tallies.models.label(ctx.request.model), outcome }, (performance.now() - ctx.startedAt) / 1000);
         if (ctx.queuedMs > 0) this.queueWait.observe(base, ctx.queuedMs / 1000);
-        ctx.tap?.onEnd((end) => {
-          if (end.usage) {
-            this.tokens.inc({ ...withModel(ctx), direction: 'input' }, end.usage.inputTokens);
-            this.tokens.inc({ ...withModel(ctx), direction: 'output' }, end.usage.outputTokens);
-          }
-          if (ctx.costUsd) this.cost.inc(withModel(ctx), ctx.costUsd);
-        });
       },
     });
-    const offRetry = guard.emitter.on('retry', (e) => this.retries.inc({ ...base, model: models.label(e.model), reason: e.reason }));
-    const offWait = guard.emitter.on('rate-limited', (e) => {
-      if (e.source === 'local') this.localWaits.inc(base);
-    });
-    const offBudget = guard.emitter.on('budget:exceeded', (e) => this.budgetRefusals.inc({ ...base, stage: e.stage, scope: e.key === 'global' || e.key === 'call' ? e.key : e.key.slice(0, e.key.indexOf(':')) }));
     return () => {
       this.guards.delete(guard);
       offObserver();
-      offRetry();
-      offWait();
-      offBudget();
     };
   }
 }

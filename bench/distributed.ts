@@ -8,6 +8,7 @@ import { startFakeProvider } from '../lib/testing';
 import { MemoryLedger, type BudgetLine, type Ledger } from '../lib/money/ledger';
 import { RedisLedger } from '../lib/money/redis-ledger';
 import { endClients } from '../lib/internal/end-client';
+import { SharedScopeRates } from '../lib/distributed/shared-scope-rates';
 import { startRedis } from '../__tests__/support/redis';
 import { runReplicas, type ReplicaSpec } from '../__tests__/support/replicas';
 import { fmt, table } from './support';
@@ -92,12 +93,52 @@ async function ledgerOps(redisUrl: string, log: (line: string) => void): Promise
   return `Reserve then settle on two budgets (global + user), local redis-server over loopback.\n\n${table(['ledger', 'concurrency', 'reserve+settle per second'], rows)}`;
 }
 
+/**
+ * Per-scope rates shared by the fleet: one Redis key per scope key whose bucket is not full.
+ * 100,000 users make one call each; Redis memory and key count are read after, and again once
+ * the buckets are full again (the keys expire on their own).
+ */
+async function scopeKeys(redisUrl: string, log: (line: string) => void): Promise<string> {
+  const client = new Redis(redisUrl);
+  const prefix = `bench:{scopes-${Date.now()}}:`;
+  const rates = new SharedScopeRates(client, prefix);
+  const users = 100_000;
+  const rows: Array<Array<string | number>> = [];
+  for (const perMinute of [60, 6000]) {
+    await client.flushall();
+    const memory = async () => Number(/used_memory:(\d+)/.exec(await client.info('memory'))![1]);
+    const before = await memory();
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 100 }, async () => {
+        while (next < users) await rates.take({ key: `user:u${next++}`, perMs: perMinute / 60_000, capacity: perMinute }, 1, 120_000);
+      }),
+    );
+    const perSecond = users / ((performance.now() - started) / 1000);
+    const keys = await client.dbsize();
+    const added = (await memory()) - before;
+    // A bucket of `perMinute` is full again 60/perMinute s after its one call (+1 s of margin).
+    const fullAfterMs = 60_000 / perMinute + 1000;
+    await new Promise((r) => setTimeout(r, fullAfterMs + 500));
+    const keysAfter = await client.dbsize();
+    rows.push([`${perMinute}/min per user`, users.toLocaleString('en'), fmt(perSecond, 0), keys.toLocaleString('en'), `${fmt(added / 2 ** 20, 1)} MiB`, `${fmt(added / Math.max(1, keys), 0)} B`, `${fmt(fullAfterMs / 1000, 1)} s`, keysAfter]);
+    log(`  ${perMinute}/min: ${keys} keys, ${fmt(added / 2 ** 20, 1)} MiB; ${keysAfter} keys ${fmt(fullAfterMs / 1000, 1)} s later`);
+  }
+  await endClients([client], { quit: true });
+  return (
+    'Per-scope rates shared through Redis (one GCRA key per scope key while its bucket is not full), 100,000 users one call each, 100 at a time.\n\n' +
+    table(['per-user limit', 'users', 'takes per second', 'Redis keys after', 'Redis memory added', 'per key', 'bucket full again after', 'keys then'], rows)
+  );
+}
+
 export async function runDistributed(log: (line: string) => void = console.log): Promise<{ markdown: string }> {
   const redis = await startRedis();
   try {
     const a = await goodput(redis.url, log);
     const b = await ledgerOps(redis.url, log);
-    return { markdown: `${a}\n\n${b}` };
+    const c = await scopeKeys(redis.url, log);
+    return { markdown: `${a}\n\n${b}\n\n${c}` };
   } finally {
     await redis.stop();
   }

@@ -11,6 +11,7 @@ import { runScopeMemory } from './scope-memory';
 import { runBudgetOvershoot } from './budget-overshoot';
 import { runEstimate } from './estimate';
 import { runDistributed } from './distributed';
+import { runFleet } from './fleet';
 import { machine } from './support';
 
 const parts: Record<string, { title: string; run: () => Promise<{ markdown: string }> }> = {
@@ -19,7 +20,8 @@ const parts: Record<string, { title: string; run: () => Promise<{ markdown: stri
   'scope-memory': { title: 'Per-scope limits with 100,000 keys (Traffic control, 3)', run: () => runScopeMemory() },
   'budget-overshoot': { title: 'Budget overshoot under 100 concurrent calls (Money, 10)', run: () => runBudgetOvershoot() },
   estimate: { title: 'Input-token estimate against OpenAI’s tokenizer (Money, 10)', run: () => runEstimate() },
-  distributed: { title: 'Distributed mode: three replicas, one limit; ledger operations (Distributed, 7)', run: () => runDistributed() },
+  distributed: { title: 'Distributed mode: three replicas, one limit; ledger operations; per-scope keys in Redis (Distributed, 7)', run: () => runDistributed() },
+  fleet: { title: 'Fleets that start, join and restart (Distributed in the field)', run: () => runFleet() },
 };
 
 async function main(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { GuardScope } from './scope';
+import type { GuardScope } from './scope-kinds';
 import type { Usage } from './providers/adapter';
 
 // A brand survives the dual ESM/CJS package hazard, where `instanceof` does not.

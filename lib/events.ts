@@ -1,4 +1,4 @@
-import type { GuardScope } from './scope';
+import type { GuardScope } from './scope-kinds';
 import type { Usage } from './providers/adapter';
 import type { BudgetStage } from './errors';
 

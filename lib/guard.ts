@@ -1,5 +1,6 @@
 import { resolveConfig, unknownEnvVars, type ConfigSources } from './config/resolve';
 import type { GuardOptions, ResolvedConfig } from './config/options';
+import { mergeOptions } from './config/merge';
 import { GuardConfigError } from './errors';
 import { GuardEmitter, type GuardEventName, type GuardListener } from './events';
 import { consoleLogger, type Logger } from './logger';
@@ -453,19 +454,4 @@ export class Guard {
     this.metricsIn.clear();
     this.emitter.clear();
   }
-}
-
-/** Deep-merges option objects (arrays and class instances are replaced, not merged). */
-function mergeOptions(base: GuardOptions, patch: GuardOptions): GuardOptions {
-  const isPlain = (v: unknown): v is Record<string, unknown> =>
-    typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
-  const merge = (a: unknown, b: unknown): unknown => {
-    if (!isPlain(a) || !isPlain(b)) return b === undefined ? a : b;
-    const out: Record<string, unknown> = { ...a };
-    for (const [k, v] of Object.entries(b)) out[k] = merge(a[k], v);
-    return out;
-  };
-  const normalisedBase: GuardOptions = { ...base, retry: typeof base.retry === 'number' ? { retries: base.retry } : base.retry };
-  const normalisedPatch: GuardOptions = { ...patch, retry: typeof patch.retry === 'number' ? { retries: patch.retry } : patch.retry };
-  return merge(normalisedBase, normalisedPatch) as GuardOptions;
 }

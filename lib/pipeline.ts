@@ -1,4 +1,4 @@
-import type { GuardScope } from './scope';
+import type { GuardScope } from './scope-kinds';
 import type { ParsedRequest, ProviderAdapter } from './providers/adapter';
 import type { CallEventBase } from './events';
 import type { ResponseTap } from './internal/response-tap';

@@ -1,16 +1,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { GuardConfigError, describeValue } from './errors';
+import { SCOPE_KINDS, type GuardScope, type ScopeKind } from './scope-kinds';
 
-/** Who a call is for: budgets and per-scope limits are keyed by these. */
-export interface GuardScope {
-  user?: string;
-  tenant?: string;
-  session?: string;
-  workflow?: string;
-}
-
-export const SCOPE_KEYS = ['user', 'tenant', 'session', 'workflow'] as const;
-export type ScopeKey = (typeof SCOPE_KEYS)[number];
+export type { GuardScope } from './scope-kinds';
 
 const EMPTY: Readonly<GuardScope> = Object.freeze({});
 
@@ -24,18 +16,18 @@ function store(): AsyncLocalStorage<Readonly<GuardScope>> {
 /** Checks a scope given by the user; values are bounded strings so they can key budgets. */
 export function validateScope(scope: unknown, where = 'scope'): Readonly<GuardScope> {
   if (typeof scope !== 'object' || scope === null || Array.isArray(scope)) {
-    throw new GuardConfigError(where, describeValue(scope), `an object with any of ${SCOPE_KEYS.join(', ')}`, 'argument');
+    throw new GuardConfigError(where, describeValue(scope), `an object with any of ${SCOPE_KINDS.join(', ')}`, 'argument');
   }
   const out: GuardScope = {};
   for (const [key, value] of Object.entries(scope)) {
-    if (!(SCOPE_KEYS as readonly string[]).includes(key)) {
-      throw new GuardConfigError(`${where}.${key}`, 'an unknown scope key', `one of ${SCOPE_KEYS.join(', ')}`, 'argument');
+    if (!(SCOPE_KINDS as readonly string[]).includes(key)) {
+      throw new GuardConfigError(`${where}.${key}`, 'an unknown scope key', `one of ${SCOPE_KINDS.join(', ')}`, 'argument');
     }
     if (value === undefined) continue;
     if (typeof value !== 'string' || value.length === 0 || value.length > 256) {
       throw new GuardConfigError(`${where}.${key}`, describeValue(value), 'a non-empty string of at most 256 characters', 'argument');
     }
-    out[key as ScopeKey] = value;
+    out[key as ScopeKind] = value;
   }
   return Object.freeze(out);
 }

@@ -1,7 +1,9 @@
 import type { ProviderAdapter } from '../providers/adapter';
 import type { Logger } from '../logger';
 
-export type BudgetScope = 'global' | 'user' | 'tenant' | 'session' | 'workflow';
+import type { BudgetScope, ScopeKind } from '../scope-kinds';
+
+export type { BudgetScope } from '../scope-kinds';
 export type BudgetWindow = '30s' | '1m' | '1h' | '1d' | '30d' | 'none' | (string & {}) | number;
 
 export interface BudgetRule {
@@ -42,7 +44,7 @@ export interface LimitsOptions {
   maxQueue?: number;
   maxWaitMs?: number;
   adaptive?: boolean;
-  perScope?: Partial<Record<'user' | 'tenant' | 'session' | 'workflow', ScopeLimits>>;
+  perScope?: Partial<Record<ScopeKind, ScopeLimits>>;
 }
 
 export interface RetryOptions {

@@ -1,8 +1,11 @@
-import parseDuration from 'parse-duration';
 import { GuardConfigError, describeValue } from '../errors';
 import { isLogger } from '../logger';
-import { SETTINGS, STRUCTURED_OPTIONS, allowedText, type Setting, type SettingType } from './settings';
-import type { BudgetScope, FallbackTarget, GuardOptions, ResolvedBudgetRule, ResolvedConfig } from './options';
+import { parseWindow, windowText } from '../internal/windows';
+import { BAD, coerce } from './coerce';
+import { BUDGET_SCOPES } from '../scope-kinds';
+import { SETTINGS, STRUCTURED_OPTIONS, allowedText, type Setting } from './settings';
+import type { GuardOptions, ResolvedBudgetRule, ResolvedConfig } from './options';
+import { validateBudgetRules, validateFallback, validatePerScope, validatePrices } from './validate';
 
 export const ENV_PREFIX = 'LLM_GUARD_';
 
@@ -12,60 +15,6 @@ export type ConfigSources = Record<string, string>;
 export interface Resolved {
   config: ResolvedConfig;
   sources: ConfigSources;
-}
-
-type Bad = { bad: true };
-const BAD: Bad = { bad: true };
-
-/** Parses and checks one value; `fromEnv` values are strings and get lenient parsing. */
-export function coerce(type: SettingType, value: unknown, fromEnv: boolean): unknown {
-  switch (type.kind) {
-    case 'boolean': {
-      if (typeof value === 'boolean') return value;
-      if (!fromEnv || typeof value !== 'string') return BAD;
-      const v = value.trim().toLowerCase();
-      return v === 'true' || v === '1' || v === 'yes' || v === 'on' ? true : v === 'false' || v === '0' || v === 'no' || v === 'off' ? false : BAD;
-    }
-    case 'integer':
-    case 'number': {
-      let n: number;
-      if (typeof value === 'number') n = value;
-      else if (fromEnv && typeof value === 'string' && /^\s*-?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(value)) n = Number(value);
-      else return BAD;
-      if (!Number.isFinite(n) || (type.kind === 'integer' && !Number.isInteger(n))) return BAD;
-      const tooLow = type.kind === 'number' && type.exclusiveMin ? n <= type.min : n < type.min;
-      return tooLow || n > type.max ? BAD : n;
-    }
-    case 'enum': {
-      if (typeof value !== 'string') return BAD;
-      const v = fromEnv ? value.trim().toLowerCase() : value;
-      return type.values.includes(v) ? v : BAD;
-    }
-    case 'string': {
-      if (typeof value !== 'string' || value.trim() === '') return BAD;
-      const v = value.trim();
-      return type.pattern && !type.pattern.test(v) ? BAD : v;
-    }
-    case 'budget': {
-      if (typeof value === 'string' && value.trim().toLowerCase() === 'none') return null;
-      const n = typeof value === 'number' ? value : fromEnv && typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
-      return Number.isFinite(n) && n > 0 ? n : BAD;
-    }
-    case 'window':
-      return parseWindow(value) ?? BAD;
-  }
-}
-
-/** A budget window in ms: a duration string, a number of ms (≥ 1 s), or 'none' (Infinity). */
-export function parseWindow(value: unknown): number | undefined {
-  if (value === 'none' || value === Infinity) return Infinity;
-  let ms: number | null;
-  if (typeof value === 'number') ms = value;
-  else if (typeof value === 'string' && value.trim() !== '') {
-    const text = value.trim().toLowerCase();
-    ms = text === 'none' ? Infinity : /^\d+$/.test(text) ? Number(text) : parseDuration(text);
-  } else return undefined;
-  return ms !== null && Number.isFinite(ms) && ms >= 1000 ? ms : ms === Infinity ? Infinity : undefined;
 }
 
 function getPath(obj: unknown, path: string): unknown {
@@ -201,31 +150,6 @@ export function resolveConfig(options: GuardOptions | undefined, env: NodeJS.Pro
   return { config, sources };
 }
 
-/** Each target: `{ model }` with a model id, a guarded client, or `{ client, model? }`. */
-function validateFallback(value: unknown): FallbackTarget[] {
-  if (value === undefined) return [];
-  const allowed = 'a list of { model: "<model id>" }, guarded clients, or { client: <guarded client>, model?: "<model id>" }';
-  if (!Array.isArray(value)) throw new GuardConfigError('fallback', describeValue(value), allowed);
-  const isGuarded = (v: unknown) => typeof v === 'object' && v !== null && typeof (v as { guard?: unknown }).guard === 'object';
-  return value.map((entry: unknown, i) => {
-    const e = entry as Record<string, unknown>;
-    const modelOk = e?.model === undefined || (typeof e.model === 'string' && e.model.trim() !== '');
-    if (isGuarded(entry)) return entry as FallbackTarget;
-    if (typeof entry === 'object' && entry !== null && modelOk && (isGuarded(e.client) || (e.client === undefined && typeof e.model === 'string'))) return entry as FallbackTarget;
-    throw new GuardConfigError(`fallback[${i}]`, describeValue(entry), allowed);
-  });
-}
-
-const BUDGET_SCOPES: readonly BudgetScope[] = ['global', 'user', 'tenant', 'session', 'workflow'];
-
-/** A window for people: '1h', '30d', '90s', 'none'. */
-export function windowText(ms: number): string {
-  if (ms === Infinity) return 'none';
-  const units: Array<[number, string]> = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'm'], [1000, 's']];
-  for (const [size, unit] of units) if (ms % size === 0) return `${ms / size}${unit}`;
-  return `${ms}ms`;
-}
-
 function budgetsFromEnv(flat: Record<string, unknown>, sources: ConfigSources, enforcement: 'hard' | 'soft'): ResolvedBudgetRule[] {
   const rules: ResolvedBudgetRule[] = [];
   for (const scope of BUDGET_SCOPES) {
@@ -236,100 +160,6 @@ function budgetsFromEnv(flat: Record<string, unknown>, sources: ConfigSources, e
     sources[`cost.budgets.${scope}`] = sources[`budgetEnv.${scope}.limitUsd`]!;
   }
   return rules;
-}
-
-/** Checks a `cost.budgets` list; one rule per scope, so which budget refused is never ambiguous. */
-export function validateBudgetRules(value: unknown, defaultEnforcement: 'hard' | 'soft'): ResolvedBudgetRule[] {
-  if (!Array.isArray(value)) throw new GuardConfigError('cost.budgets', describeValue(value), 'an array of budget rules');
-  const seen = new Set<string>();
-  return value.map((rule: unknown, i) => {
-    const at = `cost.budgets[${i}]`;
-    if (typeof rule !== 'object' || rule === null) throw new GuardConfigError(at, describeValue(rule), 'an object { scope, limitUsd, window?, enforcement?, warnAt? }');
-    const r = rule as Record<string, unknown>;
-    for (const key of Object.keys(r)) {
-      if (!['scope', 'limitUsd', 'window', 'enforcement', 'warnAt'].includes(key)) {
-        throw new GuardConfigError(`${at}.${key}`, 'an unknown key', 'one of scope, limitUsd, window, enforcement, warnAt');
-      }
-    }
-    if (!BUDGET_SCOPES.includes(r.scope as BudgetScope)) {
-      throw new GuardConfigError(`${at}.scope`, describeValue(r.scope), `one of ${BUDGET_SCOPES.map((s) => `"${s}"`).join(', ')}`);
-    }
-    if (seen.has(r.scope as string)) throw new GuardConfigError(`${at}.scope`, describeValue(r.scope), 'a scope not already used by another rule');
-    seen.add(r.scope as string);
-    if (typeof r.limitUsd !== 'number' || !Number.isFinite(r.limitUsd) || r.limitUsd <= 0) {
-      throw new GuardConfigError(`${at}.limitUsd`, describeValue(r.limitUsd), 'a number of US dollars greater than 0');
-    }
-    const window = r.window === undefined ? 3_600_000 : parseWindow(r.window);
-    if (window === undefined) throw new GuardConfigError(`${at}.window`, describeValue(r.window), allowedText({ kind: 'window' }));
-    if (r.enforcement !== undefined && r.enforcement !== 'hard' && r.enforcement !== 'soft') {
-      throw new GuardConfigError(`${at}.enforcement`, describeValue(r.enforcement), '"hard" or "soft"');
-    }
-    if (r.warnAt !== undefined && (typeof r.warnAt !== 'number' || !(r.warnAt > 0 && r.warnAt <= 1))) {
-      throw new GuardConfigError(`${at}.warnAt`, describeValue(r.warnAt), 'a fraction greater than 0 and at most 1');
-    }
-    return {
-      scope: r.scope as BudgetScope,
-      limitUsd: r.limitUsd,
-      window,
-      windowText: windowText(window),
-      enforcement: (r.enforcement as 'hard' | 'soft' | undefined) ?? defaultEnforcement,
-      warnAt: r.warnAt as number | undefined,
-    };
-  });
-}
-
-const PRICE_FIELDS = ['inputPerMTok', 'outputPerMTok', 'cacheReadPerMTok', 'cacheWritePerMTok', 'cacheWrite1hPerMTok', 'maxOutputTokens'];
-
-export function validatePrices(value: unknown, where = 'cost.prices'): ResolvedConfig['cost']['prices'] {
-  if (value === undefined) return {};
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new GuardConfigError(where, describeValue(value), 'an object mapping model ids to { inputPerMTok, outputPerMTok, … }');
-  }
-  const out: ResolvedConfig['cost']['prices'] = {};
-  for (const [model, price] of Object.entries(value)) {
-    const p = price as Record<string, unknown>;
-    if (typeof p !== 'object' || p === null) throw new GuardConfigError(`${where}.${model}`, describeValue(price), 'an object { inputPerMTok, outputPerMTok, … }');
-    for (const key of Object.keys(p)) {
-      if (!PRICE_FIELDS.includes(key)) throw new GuardConfigError(`${where}.${model}.${key}`, 'an unknown key', `one of ${PRICE_FIELDS.join(', ')}`);
-      const n = p[key];
-      if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
-        throw new GuardConfigError(`${where}.${model}.${key}`, describeValue(n), 'a number from 0 (USD per million tokens)');
-      }
-    }
-    for (const required of ['inputPerMTok', 'outputPerMTok']) {
-      if (p[required] === undefined) throw new GuardConfigError(`${where}.${model}.${required}`, 'nothing', 'a number from 0 (USD per million tokens)');
-    }
-    out[model] = p as unknown as ResolvedConfig['cost']['prices'][string];
-  }
-  return out;
-}
-
-const SCOPE_LIMIT_FIELDS: Record<string, SettingType> = {
-  maxConcurrent: { kind: 'integer', min: 1, max: 100_000 },
-  requestsPerMinute: { kind: 'number', min: 0, max: 1e12, exclusiveMin: true },
-};
-
-function validatePerScope(value: unknown): ResolvedConfig['limits']['perScope'] {
-  if (value === undefined) return {};
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new GuardConfigError('limits.perScope', describeValue(value), 'an object { user?, tenant?, session?, workflow? }');
-  }
-  const out: ResolvedConfig['limits']['perScope'] = {};
-  for (const [scope, limits] of Object.entries(value)) {
-    if (!['user', 'tenant', 'session', 'workflow'].includes(scope)) {
-      throw new GuardConfigError(`limits.perScope.${scope}`, 'an unknown scope', 'one of user, tenant, session, workflow');
-    }
-    if (typeof limits !== 'object' || limits === null) {
-      throw new GuardConfigError(`limits.perScope.${scope}`, describeValue(limits), 'an object { maxConcurrent?, requestsPerMinute? }');
-    }
-    for (const [key, v] of Object.entries(limits)) {
-      const type = SCOPE_LIMIT_FIELDS[key];
-      if (!type) throw new GuardConfigError(`limits.perScope.${scope}.${key}`, 'an unknown key', `one of ${Object.keys(SCOPE_LIMIT_FIELDS).join(', ')}`);
-      if (coerce(type, v, false) === BAD) throw new GuardConfigError(`limits.perScope.${scope}.${key}`, describeValue(v), allowedText(type));
-    }
-    out[scope as 'user'] = { ...limits };
-  }
-  return out;
 }
 
 /** LLM_GUARD_* variables that name no setting: likely typos, reported once as a warning. */

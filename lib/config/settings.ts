@@ -2,6 +2,7 @@
  * Every setting, declared once: option path, env var, type, default, range, description.
  * Validation, env parsing, `guard.status().config` and the README env table all derive from it.
  */
+import { BUDGET_SCOPES } from '../scope-kinds';
 
 export type SettingType =
   | { kind: 'boolean' }
@@ -31,7 +32,6 @@ const ms = (min: number, max = 86_400_000) => ({ kind: 'integer', min, max, unit
 const perMinute = { kind: 'number', min: 0, max: 1e12, exclusiveMin: true } as const;
 const bool = { kind: 'boolean' } as const;
 
-const BUDGET_SCOPES = ['global', 'user', 'tenant', 'session', 'workflow'] as const;
 
 export const SETTINGS = [
   { path: 'enabled', env: 'ENABLED', type: bool, default: true, description: 'false = plain pass-through: no limits, retries by the SDK, no cost guard' },

@@ -3,7 +3,7 @@
  * (Bottleneck's keys), a provider pause, each replica's breaker, and the budgets (Redis ledger).
  */
 import type { Redis } from 'ioredis';
-import { windowText } from '../config/resolve';
+import { windowText } from '../internal/windows';
 
 export interface SharedRateState {
   dimension: string;

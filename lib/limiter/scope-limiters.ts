@@ -1,7 +1,7 @@
 import Bottleneck from 'bottleneck';
 import { adjustReservoir, freeNow, isIdle, localReservoir, makeFast, setLocalSettings, stopGroupCleanup, takeNow } from '../internal/bottleneck';
 import type { ResolvedConfig } from '../config/options';
-import type { GuardScope, ScopeKey } from '../scope';
+import type { GuardScope, ScopeKind } from '../scope-kinds';
 
 /** A held slot in some limiter; `undo` gives it back as if the call never went. */
 export interface Grant {
@@ -66,7 +66,7 @@ export interface ScopeLimiter {
  * while a call waits on it), never by a heartbeat: 100,000 keys cost no timers at all.
  */
 export class ScopeLimiters {
-  private groups = new Map<ScopeKey, { group: Bottleneck.Group; perMs: number | undefined; capacity: number }>();
+  private groups = new Map<ScopeKind, { group: Bottleneck.Group; perMs: number | undefined; capacity: number }>();
   private readonly refilledAt = new WeakMap<Bottleneck, number>();
   private readonly wakeups = new WeakMap<Bottleneck, ReturnType<typeof setTimeout>>();
 
@@ -77,7 +77,7 @@ export class ScopeLimiters {
   configure(perScope: ResolvedConfig['limits']['perScope']): void {
     const old = this.groups;
     this.groups = new Map();
-    for (const [scope, limits] of Object.entries(perScope) as Array<[ScopeKey, NonNullable<(typeof perScope)['user']>]>) {
+    for (const [scope, limits] of Object.entries(perScope) as Array<[ScopeKind, NonNullable<(typeof perScope)['user']>]>) {
       if (!limits || (limits.maxConcurrent === undefined && limits.requestsPerMinute === undefined)) continue;
       // Exactly what was set: a limit the operator put on their own users, not a provider's to stay under.
       const rate = limits.requestsPerMinute;

@@ -2,7 +2,7 @@ import type { ResolvedConfig } from '../config/options';
 import { RateLimitExceededError } from '../errors';
 import type { GuardEmitter } from '../events';
 import type { LimitWindow, ProviderAdapter, RateLimitSnapshot } from '../providers/adapter';
-import type { GuardScope } from '../scope';
+import type { GuardScope } from '../scope-kinds';
 import { Bucket, NETWORK_JITTER_MS, SAFETY_MARGIN, configuredPlan, type BucketPlan } from './bucket';
 import { ScopeLimiters, holdSlot, takeSlotNow, type Grant, type ScopeLimiter } from './scope-limiters';
 import type Bottleneck from 'bottleneck';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { calcPrice, findProvider } from '@pydantic/genai-prices';
 import type { ModelPrice } from '../config/options';
 import type { Usage } from '../providers/adapter';
-import { validatePrices } from '../config/resolve';
+import { validatePrices } from '../config/validate';
 import { GuardConfigError } from '../errors';
 import { largestOutput } from './model-catalog';
 

@@ -7,7 +7,7 @@ import { BudgetExceededError, UnpricedModelError, type BudgetExceededDetails, ty
 import type { PriceBook } from '../money/prices';
 import type { BudgetLine, BudgetState, Ledger, MaybePromise, ReserveResult } from '../money/ledger';
 import type { TapEnd } from '../internal/response-tap';
-import { windowText } from '../config/resolve';
+import { windowText } from '../internal/windows';
 import { estimateInputTokens } from '../money/estimate';
 import { BudgetQueue } from '../money/budget-queue';
 

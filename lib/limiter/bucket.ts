@@ -1,6 +1,19 @@
 import type Bottleneck from 'bottleneck';
 import { adjustReservoir, fastLimiter, freeNow, localReservoir, setHeartbeat, setLocalSettings, takeNow } from '../internal/bottleneck';
 
+/** What a limit counts: requests, or tokens (input + output, input, output). */
+export type Dimension = 'requests' | 'tokens' | 'inputTokens' | 'outputTokens';
+export type TokenDimension = Exclude<Dimension, 'requests'>;
+export const TOKEN_DIMENSIONS: readonly TokenDimension[] = ['tokens', 'inputTokens', 'outputTokens'];
+export const DIMENSIONS: readonly Dimension[] = ['requests', ...TOKEN_DIMENSIONS];
+/** The `limits` setting of each dimension. */
+export const CONFIG_KEY: Record<Dimension, 'requestsPerMinute' | 'tokensPerMinute' | 'inputTokensPerMinute' | 'outputTokensPerMinute'> = {
+  requests: 'requestsPerMinute',
+  tokens: 'tokensPerMinute',
+  inputTokens: 'inputTokensPerMinute',
+  outputTokens: 'outputTokensPerMinute',
+};
+
 /**
  * Limits are enforced ~2% under the provider's: its clock and ours differ by milliseconds, and
  * one 429 costs a whole Retry-After for everyone.
@@ -144,6 +157,7 @@ export class Bucket {
     const next = plan === undefined ? null : Math.min(plan.capacity, reservoir ?? current ?? plan.capacity);
     const settings = plan ? refillSettings(plan, next!) : { reservoir: null, reservoirIncreaseAmount: null, reservoirIncreaseInterval: null, reservoirIncreaseMaximum: null };
     if (this.paused && plan) Object.assign(settings, { reservoir: 0, reservoirIncreaseAmount: 0 });
+    else if (this.held && plan) Object.assign(settings, { reservoirIncreaseAmount: 0 });
     this.apply(settings);
   }
 
@@ -173,6 +187,32 @@ export class Bucket {
     this.set({ reservoir: 0, reservoirIncreaseAmount: 0 });
   }
 
+  /** Whether the bucket holds (about) its whole burst: it has been idle. */
+  get full(): boolean {
+    const current = localReservoir(this.limiter);
+    return this.plan !== undefined && current !== null && current >= this.plan.capacity - 1e-9;
+  }
+
+  private held = false;
+
+  /**
+   * Stops the refill, keeping what is left (see TrafficLimiter's start-up hold): a refill may not
+   * run ahead of the provider's, whose bucket starts refilling only when the burst reaches it.
+   */
+  holdRefill(): void {
+    if (!this.plan || this.paused || this.held) return;
+    this.held = true;
+    this.set({ reservoirIncreaseAmount: 0 });
+  }
+
+  /** Refills as planned again (a no-op while paused: resume() restores the refill then). */
+  releaseRefill(): void {
+    if (!this.held) return;
+    this.held = false;
+    if (this.paused || !this.plan) return;
+    this.set({ reservoirIncreaseAmount: refillSettings(this.plan, 0).reservoirIncreaseAmount! });
+  }
+
   /** Applies at once on a local limiter; through updateSettings() otherwise. */
   private set(settings: { reservoir?: number; reservoirIncreaseAmount?: number }): void {
     if (!setLocalSettings(this.limiter, settings)) void this.limiter.updateSettings(settings);
@@ -181,6 +221,7 @@ export class Bucket {
   /** Resumes after a pause with `reservoir` units (one probe), refilling as planned. */
   resume(reservoir: number): void {
     this.paused = false;
+    this.held = false;
     const settings = this.plan ? refillSettings(this.plan, Math.min(reservoir, this.plan.capacity)) : { reservoir };
     this.apply(settings);
   }

@@ -1,9 +1,9 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { GuardConfigError, createGuardedClient, runWithScope, type GuardEventMap } from '../lib';
-import { CallContext, compose, type Stage } from '../lib/pipeline';
+import { compose, type Stage } from '../lib/pipeline';
+import { callContext } from './support/calls';
 import type { Logger } from '../lib/logger';
-import { anthropicAdapter } from '../lib/providers/anthropic';
 import { CLAUDE, GPT, anthropicFor, hello, openaiFor, useFakeProvider } from './support/clients';
 
 const fake = useFakeProvider();
@@ -18,7 +18,7 @@ describe('compose', () => {
       },
     });
     const run = compose([trace('a'), trace('b')], async () => new Response('result'));
-    const ctx = new CallContext(1, anthropicAdapter, anthropicAdapter.parseRequest('http://x/v1/messages', 'POST', '{}'), {}, undefined, 'http://x', {}, 0);
+    const ctx = callContext('{}');
     expect(await (await run(ctx)).text()).toBe('a(b(result))');
   });
 });

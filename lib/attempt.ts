@@ -16,7 +16,6 @@ export class AttemptTimeoutError extends Error {
 
 export interface AttemptDeps {
   fetch: typeof fetch;
-  timeoutMs: () => number;
   /** Counts every attempt that reached the network, and each provider 429. */
   onAttempt: (ctx: CallContext) => void;
   onResponse: (ctx: CallContext, response: Response) => void;
@@ -26,7 +25,8 @@ export interface AttemptDeps {
 
 /**
  * The innermost step: one HTTP attempt with its own AbortController (the caller's abort, the
- * per-attempt timeout and a mid-stream budget abort all stop it), and a tap on a successful body.
+ * per-attempt timeout and a mid-stream budget abort all stop it), and a tap on a successful body
+ * (found again with `tapOf(response)`).
  */
 export function createAttempt(deps: AttemptDeps): Next {
   return async function attempt(ctx) {
@@ -37,7 +37,7 @@ export function createAttempt(deps: AttemptDeps): Next {
       if (callerSignal.aborted) throw callerSignal.reason;
       callerSignal.addEventListener('abort', onCallerAbort, { once: true });
     }
-    const timeoutMs = deps.timeoutMs();
+    const timeoutMs = ctx.config.timeoutMs;
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -59,7 +59,6 @@ export function createAttempt(deps: AttemptDeps): Next {
     deps.onResponse(ctx, response);
     if (!response.ok || !ctx.request.billable || response.body === null) {
       if (!response.ok || response.body === null) callerSignal?.removeEventListener('abort', onCallerAbort);
-      ctx.tap = undefined;
       return response;
     }
     const streaming = ctx.request.stream && (response.headers.get('content-type') ?? '').includes('text/event-stream');
@@ -71,7 +70,6 @@ export function createAttempt(deps: AttemptDeps): Next {
       idleMs: timeoutMs,
     });
     tap.onEnd(() => callerSignal?.removeEventListener('abort', onCallerAbort));
-    ctx.tap = tap;
     return tap.response;
   };
 }

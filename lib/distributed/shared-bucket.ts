@@ -83,7 +83,7 @@ export class SharedBucket {
     readonly name: string,
     plan: BucketPlan,
     connection: Bottleneck.IORedisConnection,
-    id: string,
+    private readonly id: string,
   ) {
     this.plan = plan;
     this.settings = sharedRefillSettings(plan);
@@ -112,6 +112,11 @@ export class SharedBucket {
 
   get capacity(): number {
     return this.settings.reservoirIncreaseMaximum;
+  }
+
+  /** How many processes used this bucket since `sinceMs` (epoch ms), read from Bottleneck's own client registry. */
+  activeClients(client: Redis, sinceMs: number): Promise<number> {
+    return client.zcount(`b_${this.id}_client_last_seen`, sinceMs, '+inf');
   }
 
   /** Waits until `weight` (rounded up) can go, cluster-wide. */

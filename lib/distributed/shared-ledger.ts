@@ -1,4 +1,5 @@
 import { SharedStateUnavailableError } from '../errors';
+import type { ResolvedConfig } from '../config/options';
 import { MemoryLedger, type BudgetLine, type BudgetState, type Ledger, type ReserveResult } from '../money/ledger';
 import { RedisLedger } from '../money/redis-ledger';
 import type { SharedStore } from './shared-store';
@@ -28,10 +29,15 @@ export class SharedLedger implements Ledger {
 
   constructor(
     private readonly store: SharedStore,
-    private readonly failure: () => 'local' | 'reject',
+    /** redisFailure: carry on in process, or refuse, while Redis is unreachable. */
+    private failure: 'local' | 'reject',
   ) {
     this.redis = new RedisLedger(store.client, store.prefix);
     this.offUp = store.onUp(() => void this.flush());
+  }
+
+  reconfigure(next: ResolvedConfig): void {
+    this.failure = next.redisFailure;
   }
 
   /** Charges not yet in Redis (for status and tests). */
@@ -50,7 +56,7 @@ export class SharedLedger implements Ledger {
         this.store.commandFailed(error);
       }
     }
-    if (this.failure() === 'reject') throw new SharedStateUnavailableError('the budgets');
+    if (this.failure === 'reject') throw new SharedStateUnavailableError('the budgets');
     this.seed(lines);
     const result = this.local.reserve(id, lines, usd);
     if (result.ok) this.held.set(id, { where: 'local', lines });

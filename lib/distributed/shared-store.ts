@@ -66,7 +66,7 @@ export interface SharedStoreDeps {
   emitter: GuardEmitter;
   logger: () => Logger;
   /** How long calls made before the first connection wait for it (redisConnectTimeoutMs). */
-  connectTimeoutMs: () => number;
+  connectTimeoutMs: number;
 }
 
 /** The pub/sub channel (under the prefix) that shares a provider 429 pause. */
@@ -108,7 +108,7 @@ export class SharedStore {
     if (this.client.status === 'ready') this.onReady();
     else {
       // Process start is not an outage, but a first connection that takes too long is one.
-      this.connectTimer = setTimeout(() => this.startTimedOut(), deps.connectTimeoutMs());
+      this.connectTimer = setTimeout(() => this.startTimedOut(), deps.connectTimeoutMs);
       this.connectTimer.unref();
     }
   }
@@ -116,7 +116,7 @@ export class SharedStore {
   /** The first connection did not come up within redisConnectTimeoutMs: from now on it is an outage. */
   private startTimedOut(): void {
     if (this.closed || this.state !== 'connecting') return;
-    this.lastError ??= `no answer within redisConnectTimeoutMs = ${this.deps.connectTimeoutMs()} ms`;
+    this.lastError ??= `no answer within redisConnectTimeoutMs = ${this.deps.connectTimeoutMs} ms`;
     this.outage();
   }
 
@@ -147,7 +147,7 @@ export class SharedStore {
   ready(): boolean | Promise<boolean> {
     if (this.healthy) return true;
     if (this.state !== 'connecting' || this.closed) return false;
-    return this.whenUp(Math.max(0, this.createdAt + this.deps.connectTimeoutMs() - Date.now()));
+    return this.whenUp(Math.max(0, this.createdAt + this.deps.connectTimeoutMs - Date.now()));
   }
 
   /** Resolves when the connection is up (at once if it is), with false after `ms` or when it fails. */

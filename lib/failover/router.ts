@@ -40,7 +40,8 @@ interface Target {
 export interface RouterDeps {
   self: RoutableGuard;
   selfBaseURL: () => string | undefined;
-  config: () => ResolvedConfig;
+  /** The config at creation; later ones come through reconfigure(). */
+  config: ResolvedConfig;
   /** Resolves a guarded client given as a target to its guard and SDK endpoint. */
   endpointOf: (client: object) => ClientEndpoint | undefined;
   onFailover: (from: string, to: string, reason: string) => void;
@@ -66,13 +67,21 @@ function failoverReason(error: unknown, signal: AbortSignal | null | undefined):
 
 export class FailoverRouter {
   private targets: Target[] = [];
-  private built: FallbackTarget[] | undefined;
+  private config: ResolvedConfig;
 
-  constructor(private readonly deps: RouterDeps) {}
+  constructor(private readonly deps: RouterDeps) {
+    this.config = deps.config;
+    this.build(deps.config.fallback);
+  }
 
-  private targetsNow(): Target[] {
-    const fallback = this.deps.config().fallback;
-    if (fallback === this.built) return this.targets;
+  /** Live config change: the targets are built again (their cooldowns and latencies start over). */
+  reconfigure(next: ResolvedConfig): void {
+    const previous = this.config.fallback;
+    this.config = next;
+    if (next.fallback !== previous) this.build(next.fallback);
+  }
+
+  private build(fallback: FallbackTarget[]): void {
     const targets: Target[] = [{ label: 'primary', guard: this.deps.self, cooldownUntil: 0 }];
     for (const entry of fallback) {
       const client = 'guard' in entry ? entry : 'client' in entry ? entry.client : undefined;
@@ -85,14 +94,12 @@ export class FailoverRouter {
       targets.push({ label: `client:${endpoint.guard.name}${model ? `/${model}` : ''}`, guard: endpoint.guard, endpoint, ...(model ? { model } : {}), cooldownUntil: 0 });
     }
     this.targets = targets;
-    this.built = fallback;
-    return targets;
   }
 
   /** Targets in the order this call tries them: by policy, those cooling down last. */
   private order(targets: Target[], body: Record<string, unknown> | undefined, endpoint: string): Target[] {
     const now = Date.now();
-    const policy = this.deps.config().routing;
+    const policy = this.config.routing;
     let ranked = targets;
     if (policy === 'cost' && body) {
       const input = estimateInputTokens(endpoint as never, body);
@@ -130,8 +137,8 @@ export class FailoverRouter {
         body = undefined;
       }
     }
-    const ordered = this.order(this.targetsNow(), body, new URL(url).pathname.endsWith('/messages') ? 'messages' : 'chat');
-    const cooldownMs = this.deps.config().cooldownMs;
+    const ordered = this.order(this.targets, body, new URL(url).pathname.endsWith('/messages') ? 'messages' : 'chat');
+    const cooldownMs = this.config.cooldownMs;
     for (let i = 0; ; i++) {
       const target = ordered[i]!;
       const last = i === ordered.length - 1;

@@ -26,6 +26,14 @@ export interface TapOptions {
   idleMs?: number;
 }
 
+/** The tap watching each successful body the guard handed on, by the Response the SDK gets. */
+const taps = new WeakMap<Response, ResponseTap>();
+
+/** The tap on a response the guard returned (undefined for an error answer or a non-billable call). */
+export function tapOf(response: Response): ResponseTap | undefined {
+  return taps.get(response);
+}
+
 /** What a reader meets when it comes back to a body the guard let go after idleMs. */
 export class UnreadBodyError extends Error {
   override readonly name = 'UnreadBodyError';
@@ -53,6 +61,7 @@ export class ResponseTap {
 
   constructor(raw: Response, private readonly options: TapOptions) {
     this.response = options.streamReader && raw.body ? this.tapStream(raw, options.streamReader) : this.tapJson(raw);
+    taps.set(this.response, this);
     if (options.idleMs !== undefined) {
       this.idleTimer = setTimeout(() => this.letGo(), options.idleMs);
       this.idleTimer.unref();

@@ -39,6 +39,14 @@ export interface ParsedRequest {
   batch: boolean;
   /** Parsed JSON body, when it was JSON. */
   body: Record<string, unknown> | undefined;
+  /** For `batch_results`: the batch whose results are read. */
+  batchId?: string;
+}
+
+/** One request of a batch, and what one of its results cost. */
+export interface BatchEntry {
+  id: string;
+  request: ParsedRequest;
 }
 
 /** One rate limit as the provider reported it. */
@@ -96,4 +104,8 @@ export interface ProviderAdapter {
   rateLimits(headers: Headers, now?: number): RateLimitSnapshot | undefined;
   /** A copy of the body with the output cap set to `tokens`. */
   withMaxOutputTokens(request: ParsedRequest, tokens: number): Record<string, unknown>;
+  /** A `batches` request's entries, each as a request of its own (for its worst case). */
+  batchRequests?(request: ParsedRequest): BatchEntry[];
+  /** A `batch_results` body's billed results: each one's model and usage (errored, canceled and expired ones are not billed). */
+  batchResults?(request: ParsedRequest, text: string): Array<{ model: string | undefined; usage: Usage }>;
 }

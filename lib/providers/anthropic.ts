@@ -91,7 +91,43 @@ export const anthropicAdapter: ProviderAdapter = {
       streamReportsUsage: endpoint === 'messages',
       batch: false,
       body,
+      ...(endpoint === 'batch_results' ? { batchId: /\/messages\/batches\/([^/]+)\/results$/.exec(path)?.[1] } : {}),
     };
+  },
+
+  batchRequests(request) {
+    const requests = Array.isArray(request.body?.requests) ? request.body.requests : [];
+    return requests.map((entry: unknown) => {
+      const e = asObject(entry);
+      const params = asObject(e?.params) ?? {};
+      const parsed: ParsedRequest = {
+        endpoint: 'messages',
+        model: typeof params.model === 'string' ? params.model : undefined,
+        maxOutputTokens: num(params.max_tokens),
+        maxOutputTokensField: 'max_tokens',
+        stream: false,
+        billable: true,
+        streamReportsUsage: true,
+        batch: true,
+        body: params,
+      };
+      return { id: String(e?.custom_id), request: parsed };
+    });
+  },
+
+  batchResults(request, text) {
+    const out: Array<{ model: string | undefined; usage: Usage }> = [];
+    const asMessage: ParsedRequest = { ...request, endpoint: 'messages' };
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      const result = asObject(asObject(parseJson(line))?.result);
+      // Errored, canceled and expired requests are not billed.
+      const message = asObject(result?.message);
+      if (result?.type !== 'succeeded' || !message) continue;
+      const usage = this.usageFromJson(asMessage, message);
+      if (usage) out.push({ model: typeof message.model === 'string' ? message.model : undefined, usage });
+    }
+    return out;
   },
 
   usageFromJson(request, json) {

@@ -18,9 +18,10 @@ interface Entry {
 }
 
 export interface BreakerDeps {
-  config: () => ResolvedConfig;
   emitter: GuardEmitter;
   provider: string;
+  /** The breaker settings at creation; later ones come through reconfigure(). */
+  settings: ResolvedConfig['breaker'];
 }
 
 /**
@@ -33,28 +34,28 @@ export interface BreakerDeps {
 export class CircuitBreakerStage implements Stage {
   readonly name = 'breaker';
   private breakers = new Map<string, Entry>();
-  /** The breaker settings the breakers were made with (a new object after updateConfig). */
+  /** The breaker settings the breakers are made with. */
   private settings: ResolvedConfig['breaker'];
 
   constructor(private readonly deps: BreakerDeps) {
-    this.settings = deps.config().breaker;
+    this.settings = deps.settings;
+  }
+
+  /** Live config change: new thresholds mean new breakers (their state starts closed). */
+  reconfigure(next: ResolvedConfig, previous: ResolvedConfig): void {
+    this.settings = next.breaker;
+    if (JSON.stringify(next.breaker) !== JSON.stringify(previous.breaker)) this.shutdownAll();
   }
 
   private keyOf(ctx: CallContext, config: ResolvedConfig): string {
     return config.breaker.perModel ? `${config.name}:${ctx.request.model ?? '(none)'}` : config.name;
   }
 
-  private entry(key: string, config: ResolvedConfig): Entry {
-    if (config.breaker !== this.settings) {
-      const changed = JSON.stringify(config.breaker) !== JSON.stringify(this.settings);
-      this.settings = config.breaker;
-      // Live config change: new breakers with the new thresholds (state starts closed).
-      if (changed) this.shutdownAll();
-    }
+  private entry(key: string): Entry {
     let entry = this.breakers.get(key);
     if (entry) return entry;
     if (this.breakers.size >= MAX_BREAKERS) this.shutdownAll();
-    const b = config.breaker;
+    const b = this.settings;
     const breaker = new CircuitBreaker((outcome: () => Promise<unknown>) => outcome(), {
       timeout: false,
       errorThresholdPercentage: b.errorThresholdPercentage,
@@ -81,10 +82,10 @@ export class CircuitBreakerStage implements Stage {
   }
 
   async run(ctx: CallContext, next: Next): Promise<Response> {
-    const config = this.deps.config();
+    const config = ctx.config;
     if (!config.breaker.enabled) return next(ctx);
     const key = this.keyOf(ctx, config);
-    const { breaker, openedAt } = this.entry(key, config);
+    const { breaker, openedAt } = this.entry(key);
     if (breaker.opened) throw this.openError(key, openedAt, config);
 
     if (breaker.halfOpen) {

@@ -1,5 +1,6 @@
 import type { CallContext, Next, Stage } from '../pipeline';
 import type { TrafficLimiter } from '../limiter/traffic-limiter';
+import { tapOf } from '../internal/response-tap';
 
 /** Output tokens reserved for a call that sets no cap, trued up to the actual after its response. */
 export const DEFAULT_OUTPUT_RESERVATION = 1024;
@@ -11,14 +12,14 @@ export const DEFAULT_OUTPUT_RESERVATION = 1024;
 export class RateLimitStage implements Stage {
   readonly name = 'rateLimit';
 
-  constructor(private readonly limiter: () => TrafficLimiter) {}
+  constructor(private readonly limiter: TrafficLimiter) {}
 
   async run(ctx: CallContext, next: Next): Promise<Response> {
     if (!ctx.request.billable) return next(ctx);
-    const limiter = this.limiter();
+    const limiter = this.limiter;
     const output = ctx.request.endpoint === 'embeddings' ? 0 : (ctx.request.maxOutputTokens ?? DEFAULT_OUTPUT_RESERVATION);
-    const lease = await limiter.acquire(ctx.scope, () => ({ input: ctx.recount(), output }), ctx.signal, ctx.request.model);
-    ctx.queuedMs += lease.waitedMs;
+    const lease = await limiter.acquire(ctx.scope, () => ({ input: ctx.input.current(), output }), ctx.signal, ctx.request.model);
+    ctx.report.queuedMs += lease.waitedMs;
     let response: Response;
     try {
       response = await next(ctx);
@@ -28,7 +29,7 @@ export class RateLimitStage implements Stage {
       throw error;
     }
     limiter.observe(lease, response, ctx.adapter);
-    const tap = ctx.tap;
+    const tap = tapOf(response);
     if (!tap) {
       // An error response: the provider generated nothing. After a 429 the reservation stays
       // spent: the provider's bucket is empty, and handing it back would send the next call

@@ -29,7 +29,6 @@ class AttemptFailed extends Error {
 }
 
 export interface RetryDeps {
-  config: () => ResolvedConfig;
   emitter: GuardEmitter;
   onRetry: () => void;
 }
@@ -73,7 +72,7 @@ export class RetryStage implements Stage {
   constructor(private readonly deps: RetryDeps) {}
 
   async run(ctx: CallContext, next: Next): Promise<Response> {
-    const retry = this.deps.config().retry;
+    const retry = ctx.config.retry;
     const retries = isReplayable(ctx.init.body) ? retry.retries : 0;
     const started = performance.now();
     const attempt = async (): Promise<Response> => {

@@ -6,7 +6,7 @@
  */
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { GuardConfigError } from '../errors';
-import type { GuardStatus } from '../guard';
+import type { GuardStatus } from '../status';
 import type { GuardEmitter } from '../events';
 import { callOutcome, type CallObserver } from './observer';
 import type { CallTallies, LabeledCounts } from './tallies';
@@ -112,7 +112,7 @@ class GuardMetrics {
       callEnd: (ctx, response, error) => {
         const outcome = callOutcome(response, error);
         this.duration.observe({ ...base, model: guard.tallies.models.label(ctx.request.model), outcome }, (performance.now() - ctx.startedAt) / 1000);
-        if (ctx.queuedMs > 0) this.queueWait.observe(base, ctx.queuedMs / 1000);
+        if (ctx.report.queuedMs > 0) this.queueWait.observe(base, ctx.report.queuedMs / 1000);
       },
     });
     return () => {

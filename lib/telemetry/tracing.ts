@@ -6,7 +6,8 @@
  */
 import type { Span, Tracer } from '@opentelemetry/api';
 import { findGuardError, type BudgetExceededError } from '../errors';
-import type { CallContext } from '../pipeline';
+import type { CallContext, CallReport } from '../pipeline';
+import { tapOf } from '../internal/response-tap';
 import { callOutcome, type CallObserver } from './observer';
 
 type OtelApi = typeof import('@opentelemetry/api');
@@ -34,13 +35,14 @@ export function createTracing(deps: TracingDeps): CallObserver | undefined {
   // The global provider is a proxy whose delegate is this no-op one until an SDK registers.
   const noop = new api.ProxyTracerProvider().getDelegate();
   const global = api.trace.getTracerProvider() as InstanceType<OtelApi['ProxyTracerProvider']>;
-  const calls = new WeakMap<CallContext, Span>();
-  const attempts = new WeakMap<CallContext, Span>();
+  // Keyed by the call's report: a clamped call reaches the attempts as another context of the same call.
+  const calls = new WeakMap<CallReport, Span>();
+  const attempts = new WeakMap<CallReport, Span>();
 
   const endAttempt = (ctx: CallContext, status: number | undefined, error: unknown) => {
-    const span = attempts.get(ctx);
+    const span = attempts.get(ctx.report);
     if (!span) return;
-    attempts.delete(ctx);
+    attempts.delete(ctx.report);
     if (status !== undefined) span.setAttribute('http.response.status_code', status);
     if (error !== undefined || (status !== undefined && status >= 400)) {
       span.setAttribute('error.type', status !== undefined ? String(status) : ((error as Error)?.name ?? 'Error'));
@@ -69,36 +71,36 @@ export function createTracing(deps: TracingDeps): CallObserver | undefined {
           'guarded_llm.stream': ctx.request.stream,
           'guarded_llm.input_tokens_estimate': ctx.inputTokens,
       });
-      calls.set(ctx, span);
+      calls.set(ctx.report, span);
     },
     attemptStart(ctx) {
-      const parent = calls.get(ctx);
+      const parent = calls.get(ctx.report);
       if (!parent) return;
       endAttempt(ctx, undefined, undefined);
       const span = tracer.startSpan(
-        `attempt ${ctx.attempt}`,
-        { kind: api.SpanKind.CLIENT, attributes: { 'http.request.method': ctx.init.method ?? 'POST', 'guarded_llm.attempt': ctx.attempt } },
+        `attempt ${ctx.report.attempts}`,
+        { kind: api.SpanKind.CLIENT, attributes: { 'http.request.method': ctx.init.method ?? 'POST', 'guarded_llm.attempt': ctx.report.attempts } },
         api.trace.setSpan(api.context.active(), parent),
       );
-      attempts.set(ctx, span);
+      attempts.set(ctx.report, span);
     },
     attemptEnd(ctx, response, error) {
       endAttempt(ctx, response?.status, error);
     },
     callEnd(ctx, response, error) {
-      const span = calls.get(ctx);
+      const span = calls.get(ctx.report);
       if (!span) return;
-      calls.delete(ctx);
+      calls.delete(ctx.report);
       endAttempt(ctx, undefined, error);
       const finish = (usage?: { inputTokens: number; outputTokens: number }) => {
         const budget = findGuardError(error)?.code === 'budget_exceeded' ? (findGuardError(error) as BudgetExceededError).stage : undefined;
         span.setAttributes({
-          'guarded_llm.attempts': ctx.attempt,
-          'guarded_llm.queued_ms': Math.round(ctx.queuedMs),
+          'guarded_llm.attempts': ctx.report.attempts,
+          'guarded_llm.queued_ms': Math.round(ctx.report.queuedMs),
           'guarded_llm.breaker.state': deps.breakerState(),
           'guarded_llm.budget.decision': budget === 'pre-call' ? 'refused' : budget === 'stream' ? 'cut' : budget === 'post-call' ? 'overrun' : 'allowed',
           ...(usage ? { 'gen_ai.usage.input_tokens': usage.inputTokens, 'gen_ai.usage.output_tokens': usage.outputTokens } : {}),
-          ...(ctx.costUsd !== undefined ? { 'guarded_llm.cost_usd': ctx.costUsd } : {}),
+          ...(ctx.report.costUsd !== undefined ? { 'guarded_llm.cost_usd': ctx.report.costUsd } : {}),
         });
         const outcome = callOutcome(response, error);
         if (outcome !== 'success') {
@@ -108,7 +110,8 @@ export function createTracing(deps: TracingDeps): CallObserver | undefined {
         span.end();
       };
       // A successful call's span lasts until its body is read: only then are usage and cost known.
-      if (ctx.tap) ctx.tap.onEnd((end) => finish(end.usage));
+      const tap = response && tapOf(response);
+      if (tap) tap.onEnd((end) => finish(end.usage));
       else finish();
     },
   };

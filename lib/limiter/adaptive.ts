@@ -1,0 +1,173 @@
+/**
+ * Adaptive mode: how the request rate is set (configured, probing, learned from the provider's
+ * headers, or unlimited), and how each response's rate-limit headers re-sync what the buckets
+ * think is left. With nothing learned yet one request goes alone (a probe) until its headers
+ * arrive, like TCP's slow start.
+ */
+import type { ResolvedConfig } from '../config/options';
+import type { LimitWindow, RateLimitSnapshot } from '../providers/adapter';
+import type { SharedRates } from '../distributed/shared-rates';
+import { Bucket, CONFIG_KEY, DIMENSIONS, NETWORK_JITTER_MS, SAFETY_MARGIN, configuredPlan, type BucketPlan, type Dimension, type TokenDimension } from './bucket';
+
+export type RequestsMode = 'configured' | 'probing' | 'learned' | 'unlimited';
+
+/** What the plan needs to know of a call to sync on its answer. */
+export interface SyncedLease {
+  readonly seq: number;
+  /** Each bucket's dispatch count when the call left. */
+  readonly dispatchedAt: Map<Bucket, number>;
+  readonly dispatchedTime: number;
+  /** What the call weighed in each bucket. */
+  readonly weights: Map<Bucket, number>;
+}
+
+export interface AdaptiveDeps {
+  main: Bucket;
+  /** The limiter's token buckets; learning a token limit adds one. */
+  tokenBuckets: Partial<Record<TokenDimension, Bucket>>;
+  shared: SharedRates | undefined;
+  /** The limiter's current config. */
+  config: () => ResolvedConfig;
+  paused: () => boolean;
+}
+
+export class AdaptivePlan {
+  private requestsMode: RequestsMode = 'unlimited';
+  private readonly learned: Partial<Record<Dimension, LimitWindow & { plan: BucketPlan }>> = {};
+  private probeSeq = 0;
+  /** Dispatched calls whose response headers have not come back yet, by dispatch number. */
+  private readonly unanswered = new Set<number>();
+
+  constructor(private readonly deps: AdaptiveDeps) {}
+
+  get mode(): RequestsMode {
+    return this.requestsMode;
+  }
+
+  /** The plan learned for `dim`, while adaptive mode is on. */
+  learnedPlan(dim: Dimension): BucketPlan | undefined {
+    return this.deps.config().limits.adaptive ? this.learned[dim]?.plan : undefined;
+  }
+
+  /** Sets the request rate's mode from the config (live changes too). */
+  configure(config: ResolvedConfig, previous: ResolvedConfig | undefined): void {
+    const { main } = this.deps;
+    const limits = config.limits;
+    const rpm = limits.requestsPerMinute;
+    if (rpm !== undefined) {
+      this.requestsMode = 'configured';
+      main.replan(configuredPlan(rpm), previous?.limits.requestsPerMinute === rpm ? undefined : configuredPlan(rpm).capacity);
+    } else if (this.requestsMode === 'configured' || !previous) {
+      this.requestsMode = limits.adaptive ? 'probing' : 'unlimited';
+      if (this.requestsMode === 'probing') this.probe();
+      else main.replan(undefined);
+    }
+    if (!limits.adaptive && (this.requestsMode === 'probing' || this.requestsMode === 'learned')) {
+      this.requestsMode = 'unlimited';
+      main.replan(undefined);
+    }
+  }
+
+  /** Nothing learned yet: one request goes alone until its response's headers arrive. */
+  private probe(): void {
+    this.deps.main.replan(undefined);
+    void this.deps.main.limiter.updateSettings({ reservoir: 1 });
+  }
+
+  /** A call left: it is unanswered until its headers come back (the first one may be the probe). */
+  dispatched(seq: number): void {
+    this.unanswered.add(seq);
+    if (this.requestsMode === 'probing' && this.probeSeq === 0) this.probeSeq = seq;
+  }
+
+  /** A call ended without being answered (its lease settled). */
+  forget(seq: number): void {
+    this.unanswered.delete(seq);
+  }
+
+  /** A response arrived: its headers re-sync the buckets; a probing limiter learns or gives up on a request rate. */
+  answered(lease: SyncedLease, snapshot: RateLimitSnapshot | undefined, status: number): void {
+    this.unanswered.delete(lease.seq);
+    if (snapshot) this.sync(lease, snapshot);
+    if (this.requestsMode === 'probing' && !snapshot?.requests && status !== 429) {
+      // The provider sends no request limit (maybe token limits only): no request rate to follow.
+      this.requestsMode = 'unlimited';
+      this.deps.main.replan(undefined);
+    }
+  }
+
+  /** A call that got no response (connection error, timeout): a failed probe lets the next one go. */
+  failed(seq: number): void {
+    this.unanswered.delete(seq);
+    if (seq === this.probeSeq && this.requestsMode === 'probing') {
+      this.probeSeq = 0;
+      this.probe();
+    }
+  }
+
+  /** After a 429 pause: one request first, its headers tell how much the provider has refilled. */
+  resumed(): void {
+    const { main } = this.deps;
+    if (this.requestsMode === 'configured' || this.requestsMode === 'learned') return main.resume(1);
+    this.requestsMode = this.deps.config().limits.adaptive ? 'probing' : 'unlimited';
+    this.probeSeq = 0;
+    main.resume(1);
+    if (this.requestsMode === 'unlimited') main.replan(undefined);
+  }
+
+  private sync(lease: SyncedLease, snapshot: RateLimitSnapshot): void {
+    const limits = this.deps.config().limits;
+    for (const dim of DIMENSIONS) {
+      const window = snapshot[dim];
+      if (!window || window.limit <= 0) continue;
+      const configured = limits[CONFIG_KEY[dim]] !== undefined;
+      // At most one second of the advertised rate at once: providers enforce per-minute limits
+      // over short intervals even when their bucket reports more.
+      const perMinute = window.limit * SAFETY_MARGIN;
+      const refillMs = window.resetMs ?? 0;
+      const capacity = Math.max(1, Math.min(window.remaining + (window.limit / 60_000) * refillMs, window.limit / 60) * SAFETY_MARGIN);
+      let bucket = dim === 'requests' ? this.deps.main : this.deps.tokenBuckets[dim];
+      if (!configured) {
+        const plan: BucketPlan = { perMinute, capacity };
+        this.learned[dim] = { ...window, plan };
+        // Every process learns the same limit; the shared bucket enforces it for all of them.
+        this.deps.shared?.share(dim, { perMinute, capacity: Math.max(1, (window.limit / 60) * SAFETY_MARGIN) });
+        if (!bucket) bucket = this.deps.tokenBuckets[dim as TokenDimension] = new Bucket(dim, plan, {});
+        if (dim === 'requests' && this.requestsMode !== 'learned') {
+          this.requestsMode = 'learned';
+          bucket.replan(plan, 0);
+        } else if (!bucket.plan || Math.abs(bucket.plan.perMinute - perMinute) > perMinute * 0.01 || Math.abs(bucket.plan.capacity - capacity) > capacity * 0.2) {
+          bucket.replan(plan);
+        }
+      }
+      if (!bucket || lease.seq <= bucket.syncedSeq || this.deps.paused()) continue;
+      bucket.syncedSeq = lease.seq;
+      // Not yet in the provider's count: what went out after this call.
+      const after = bucket.dispatched - (lease.dispatchedAt.get(bucket) ?? bucket.dispatched);
+      const left = window.remaining - after;
+      // Calls that left just before this one may reach the provider after it (network jitter):
+      // its count then misses them, so it may lower our estimate but not raise it.
+      const justBefore = bucket.dispatchedSince(lease.dispatchedTime - NETWORK_JITTER_MS) - (lease.weights.get(bucket) ?? 0) - after;
+      // A call sent before this one and not answered yet may not have reached the provider
+      // (a busy process sends late): its count may miss it, so it may lower, not raise.
+      let olderInFlight = false;
+      for (const s of this.unanswered) if (s < lease.seq) olderInFlight = true;
+      if (configured) bucket.lowerTo(left);
+      else bucket.syncRemaining(left, justBefore <= 0 && !olderInFlight);
+    }
+  }
+
+  /** How long until the exhausted limits of a 429's headers are full again. */
+  static resetOfExhausted(snapshot: RateLimitSnapshot | undefined): number | undefined {
+    if (!snapshot) return undefined;
+    const resets = Object.values(snapshot)
+      .filter((w): w is LimitWindow => w !== undefined && w.remaining <= 0 && w.resetMs !== undefined)
+      .map((w) => w.resetMs!);
+    return resets.length ? Math.max(...resets) : undefined;
+  }
+
+  status(): Record<string, unknown> | undefined {
+    const learned = Object.fromEntries(Object.entries(this.learned).map(([dim, l]) => [dim, { limitPerMinute: l.limit, remaining: l.remaining, resetMs: l.resetMs }]));
+    return Object.keys(learned).length ? learned : undefined;
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Reserving a call's worst case against every budget it is charged to: at once when there is
+ * room; when a hard budget refuses, clamped to what is left (onOverBudget 'clamp'), or — when
+ * only what calls in flight reserved stands in the way — waiting its turn for them to settle
+ * (cost.budgetWaitMs); else refused. Settled + reserved never passes a hard budget.
+ */
+import type { CallContext } from '../pipeline';
+import { BudgetQueue } from './budget-queue';
+import type { BudgetLine, Ledger, MaybePromise, ReserveResult } from './ledger';
+
+export type Refusal = Extract<ReserveResult, { ok: false }>;
+
+/** A call with room lowered to fit `roomUsd` (its max tokens clamped), or undefined when it cannot be. */
+export type ClampTo = (ctx: CallContext, roomUsd: number, refusedKey: string) => { ctx: CallContext; worstUsd: number } | undefined;
+
+/** What was reserved, and the call as it goes on (clamped or not). */
+export interface Reserved {
+  ctx: CallContext;
+  usd: number;
+}
+
+const resolved = <T>(value: MaybePromise<T>): Promise<T> => (value instanceof Promise ? value : Promise.resolve(value));
+
+/** Whether a refusal is only what calls in flight reserved: spent plus this call would fit. */
+function reservedInTheWay(result: Refusal, amount: number): boolean {
+  return result.state.reservedUsd > 0 && result.state.spentUsd + amount <= result.refusedBy.limitUsd * (1 + 1e-12);
+}
+
+export class Reservations {
+  /** Calls waiting for in-flight reservations to settle, per budget key. */
+  private readonly queue: BudgetQueue;
+
+  constructor(
+    private readonly ledger: Ledger,
+    pollMs = 100,
+  ) {
+    this.queue = new BudgetQueue(pollMs);
+  }
+
+  /**
+   * Reserves `worstUsd` on every line — at once when the ledger answers at once (the in-memory one
+   * does) and nobody waits on these budgets. Throws what `refuse` makes of the last refusal.
+   */
+  reserve(ctx: CallContext, id: string, lines: BudgetLine[], worstUsd: number, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error): Reserved | Promise<Reserved> {
+    if (this.queue.busy(lines.map((l) => l.key))) return this.reserveSlow(ctx, id, lines, worstUsd, clampTo, refuse, undefined);
+    const first = this.ledger.reserve(id, lines, worstUsd);
+    if (!(first instanceof Promise) && first.ok) return { ctx, usd: worstUsd };
+    return this.reserveSlow(ctx, id, lines, worstUsd, clampTo, refuse, first);
+  }
+
+  /** `first` is undefined when others already wait on these budgets: this call queues behind them. */
+  private async reserveSlow(ctx: CallContext, id: string, lines: BudgetLine[], worstUsd: number, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error, first: MaybePromise<ReserveResult> | undefined): Promise<Reserved> {
+    let result = first === undefined ? undefined : await resolved(first);
+    let call = ctx;
+    let amount = worstUsd;
+    const started = Date.now();
+    const deadline = started + ctx.config.cost.budgetWaitMs;
+    let ticket: ReturnType<BudgetQueue['enter']> | undefined;
+    let queuedOn: string | undefined;
+    try {
+      for (;;) {
+        if (result?.ok) return { ctx: call, usd: amount };
+        if (result) {
+          const room = result.refusedBy.limitUsd - result.state.spentUsd - result.state.reservedUsd;
+          const clamped = clampTo(call, room, result.refusedBy.key);
+          if (clamped) {
+            call = clamped.ctx;
+            amount = clamped.worstUsd;
+            result = await resolved(this.ledger.reserve(id, lines, amount));
+            continue;
+          }
+          // Settled spend alone is in the way (no wait can help), or the wait is over.
+          if (!reservedInTheWay(result, amount) || Date.now() >= deadline) break;
+        }
+        const key = result?.refusedBy.key ?? this.queue.busy(lines.map((l) => l.key))!;
+        if (key !== queuedOn || !ticket) {
+          ticket?.leave();
+          ticket = this.queue.enter(key);
+          queuedOn = key;
+        }
+        const current = ticket;
+        if (!(await current.turn(deadline, ctx.signal))) {
+          result ??= await resolved(this.ledger.reserve(id, lines, amount));
+          if (result.ok) return { ctx: call, usd: amount };
+          break;
+        }
+        result = await resolved(this.ledger.reserve(id, lines, amount));
+      }
+    } finally {
+      ticket?.leave();
+    }
+    throw refuse(result as Refusal, queuedOn === undefined ? 0 : Date.now() - started);
+  }
+
+  /** A settle or a release: room may have appeared, the first call waiting on each budget tries again. */
+  freed<T>(value: MaybePromise<T>): MaybePromise<T> {
+    if (value instanceof Promise) return value.then((v) => (this.queue.wake(), v));
+    this.queue.wake();
+    return value;
+  }
+
+  close(): void {
+    this.queue.close();
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * `guard.status()`: a JSON-serialisable snapshot of one guard — its config (no secrets), the
+ * limiter, the breaker, the budgets and the totals.
+ */
+import type { ConfigSources } from './config/resolve';
+import type { ResolvedConfig } from './config/options';
+import type { BudgetState } from './money/ledger';
+import { redactUrl } from './internal/redact';
+
+export interface GuardTotals {
+  /** Calls made through the guard (each may have several attempts). */
+  calls: number;
+  /** HTTP attempts that reached the network. */
+  attempts: number;
+  retries: number;
+  provider429s: number;
+  costUsd: number;
+}
+
+export interface GuardStatus {
+  name: string;
+  provider: string;
+  enabled: boolean;
+  config: Record<string, unknown>;
+  /** Where each setting came from: 'default', 'option' or the env var's name. */
+  sources: ConfigSources;
+  limiter: {
+    running: number;
+    queued: number;
+    paused: boolean;
+    pausedUntil?: string;
+    /** How the request rate is set: configured, probing (nothing learned yet), learned from headers, or unlimited. */
+    mode: 'configured' | 'probing' | 'learned' | 'unlimited';
+    learned?: Record<string, unknown>;
+    /** Live per-scope limiter keys, by scope kind. */
+    scopes?: Record<string, number>;
+  };
+  breaker: { state: 'closed' | 'open' | 'half-open'; retryAfterMs?: number; breakers?: Record<string, string> };
+  budgets: Array<{
+    scope: string;
+    key: string;
+    limitUsd: number;
+    spentUsd: number;
+    reservedUsd: number;
+    window: string;
+    enforcement: 'hard' | 'soft';
+    nextReleaseAt?: string;
+  }>;
+  totals: GuardTotals;
+  /** Distributed mode: the Redis connection, and charges made while it was down that it has not seen yet. */
+  shared?: { redis: 'connecting' | 'up' | 'down'; where: string; prefix: string; unsyncedCharges: number };
+}
+
+/** JSON-safe copy of the config: an ioredis client is shown as '[client]', URLs lose passwords, targets are labels. */
+export function publicConfig(config: ResolvedConfig, targetLabel: (target: ResolvedConfig['fallback'][number]) => string): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify({ ...config, redis: undefined, fallback: config.fallback.map(targetLabel) })) as Record<string, unknown>;
+  if (typeof config.redis === 'string') copy.redis = redactUrl(config.redis);
+  else if (config.redis) copy.redis = '[client]';
+  return copy;
+}
+
+/** Budget rows: the global budget, then the scope keys with most spent (up to 100 from the ledger). */
+export function budgetRows(config: ResolvedConfig, states: BudgetState[]): GuardStatus['budgets'] {
+  const out: GuardStatus['budgets'] = [];
+  for (const rule of config.cost.budgets) {
+    const matching = rule.scope === 'global' ? [states.find((s) => s.key === 'global') ?? { key: 'global', spentUsd: 0, reservedUsd: 0, nextReleaseAt: undefined }] : states.filter((s) => s.key.startsWith(`${rule.scope}:`));
+    for (const state of matching) {
+      out.push({
+        scope: rule.scope,
+        key: state.key,
+        limitUsd: rule.limitUsd,
+        spentUsd: state.spentUsd,
+        reservedUsd: state.reservedUsd,
+        window: rule.windowText,
+        enforcement: rule.enforcement,
+        ...(state.nextReleaseAt !== undefined ? { nextReleaseAt: new Date(state.nextReleaseAt).toISOString() } : {}),
+      });
+    }
+  }
+  return out;
+}

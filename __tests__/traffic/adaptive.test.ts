@@ -75,7 +75,8 @@ describe('adaptive mode', () => {
 
   test('a provider that sends no limit headers: after the probe, nothing holds calls back', async () => {
     const client = createGuardedClient(openaiFor(fake()), { limits: { maxConcurrent: 20 } });
-    fake().configure({ latencyMs: 30 });
+    // Long enough that the nine calls after the probe overlap at the server even on a busy host.
+    fake().configure({ latencyMs: 200 });
     await Promise.all(Array.from({ length: 10 }, () => client.chat.completions.create({ model: GPT, messages: hello })));
     expect(client.guard.status().limiter.mode).toBe('unlimited');
     expect(fake().stats.maxInFlight).toBeGreaterThanOrEqual(8);

@@ -7,7 +7,7 @@
 import type { ResolvedConfig } from '../config/options';
 import type { LimitWindow, RateLimitSnapshot } from '../providers/adapter';
 import type { SharedRates } from '../distributed/shared-rates';
-import { Bucket, CONFIG_KEY, DIMENSIONS, NETWORK_JITTER_MS, SAFETY_MARGIN, configuredPlan, type BucketPlan, type Dimension, type TokenDimension } from './bucket';
+import { BURST_JITTER_MS, Bucket, CONFIG_KEY, DIMENSIONS, NETWORK_JITTER_MS, SAFETY_MARGIN, configuredPlan, type BucketPlan, type Dimension, type TokenDimension } from './bucket';
 
 export type RequestsMode = 'configured' | 'probing' | 'learned' | 'unlimited';
 
@@ -125,7 +125,8 @@ export class AdaptivePlan {
       // over short intervals even when their bucket reports more.
       const perMinute = window.limit * SAFETY_MARGIN;
       const refillMs = window.resetMs ?? 0;
-      const capacity = Math.max(1, Math.min(window.remaining + (window.limit / 60_000) * refillMs, window.limit / 60) * SAFETY_MARGIN);
+      // Less room for arrival jitter, as for a configured limit (BURST_JITTER_MS).
+      const capacity = Math.max(1, Math.min(window.remaining + (window.limit / 60_000) * refillMs, window.limit / 60) * SAFETY_MARGIN - (window.limit / 60_000) * BURST_JITTER_MS);
       let bucket = dim === 'requests' ? this.deps.main : this.deps.tokenBuckets[dim];
       if (!configured) {
         const plan: BucketPlan = { perMinute, capacity };

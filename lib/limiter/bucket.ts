@@ -49,10 +49,17 @@ export function refillSettings(plan: BucketPlan, reservoir: number): Bottleneck.
   };
 }
 
-/** The plan for a limit the user configured: one second's worth of burst, the 2% margin applied. */
+/**
+ * How much arrival jitter a configured limit's burst leaves room for: calls that leave on time
+ * can reach the provider bunched (a late timer, a GC pause, a busy host delaying one and not the
+ * next), and the provider's bucket holds only its burst. 50 ms of the rate is kept back from it.
+ */
+export const BURST_JITTER_MS = 50;
+
+/** The plan for a limit the user configured: one second's worth of burst less the jitter room, the 2% margin applied. */
 export function configuredPlan(perMinute: number): BucketPlan {
   const rate = perMinute * SAFETY_MARGIN;
-  return { perMinute: rate, capacity: Math.max(1, rate / 60) };
+  return { perMinute: rate, capacity: Math.max(1, rate / 60 - (perMinute / 60_000) * BURST_JITTER_MS) };
 }
 
 /**

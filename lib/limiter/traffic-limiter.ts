@@ -1,3 +1,5 @@
+// Over 300 lines on purpose: acquire() is one ordered sequence of waits (shared rates, the pause,
+// scope slots, the main slot, token buckets) with one abandon path, and reads best in one place.
 import type { ResolvedConfig } from '../config/options';
 import { RateLimitExceededError, SharedStateUnavailableError } from '../errors';
 import type { GuardEmitter } from '../events';

@@ -12,6 +12,7 @@ import { runBudgetOvershoot } from './budget-overshoot';
 import { runEstimate } from './estimate';
 import { runDistributed } from './distributed';
 import { runFleet } from './fleet';
+import { runCompare } from './compare';
 import { machine } from './support';
 
 const parts: Record<string, { title: string; run: () => Promise<{ markdown: string }> }> = {
@@ -22,6 +23,8 @@ const parts: Record<string, { title: string; run: () => Promise<{ markdown: stri
   estimate: { title: 'Input-token estimate against OpenAI’s tokenizer (Money, 10)', run: () => runEstimate() },
   distributed: { title: 'Distributed mode: three replicas, one limit; ledger operations; per-scope keys in Redis (Distributed, 7)', run: () => runDistributed() },
   fleet: { title: 'Fleets that start, join and restart (Distributed in the field)', run: () => runFleet() },
+  // Only on request: `BENCH_AGAINST=/path/to/other/checkout npm run bench -- compare`.
+  ...(process.env.BENCH_AGAINST ? { compare: { title: `Before/after against ${process.env.BENCH_AGAINST}`, run: () => runCompare() } } : {}),
 };
 
 async function main(): Promise<void> {

@@ -4,36 +4,13 @@ import type OpenAI from 'openai';
 import type { ClientOptions as OpenAIClientOptions } from 'openai';
 import type { GuardOptions } from './config/options';
 import { GuardConfigError, describeValue } from './errors';
-import type { GuardEventName, GuardListener } from './events';
-import { GUARD_REF, Guard, type GuardStatus } from './guard';
+import { Guard } from './guard';
+import { controllerFor, type Guarded } from './guard-controller';
 import { resolveAdapter } from './providers/detect';
-import { mergeScopes, validateScope, type GuardScope } from './scope';
+import type { GuardScope } from './scope';
 import { wrapClient } from './client-proxy';
-import type { MetricsRegistry } from './telemetry/metrics';
 
-/** Control over the guard of one client: scopes, status, live config, events, shutdown. */
-export interface GuardController<T> {
-  /** A view of the same client and guard whose calls are charged to `scope` (merged over this view's). */
-  withScope(scope: GuardScope): Guarded<T>;
-  /** The scope this view attaches to its calls. */
-  readonly scope: Readonly<GuardScope>;
-  /** A JSON-serialisable snapshot: config, limiter, breaker, budgets, totals. */
-  status(): GuardStatus;
-  /** Changes settings live; validated like construction (throws GuardConfigError, changes nothing). */
-  updateConfig(patch: GuardOptions): void;
-  /** Subscribes to an event; returns a function that unsubscribes. */
-  on<E extends GuardEventName>(event: E, listener: GuardListener<E>): () => void;
-  /**
-   * Registers Prometheus metrics for this guard in `registry` (prom-client's default registry
-   * when omitted; prom-client is an optional peer) and returns the registry. Idempotent.
-   */
-  metrics(registry?: MetricsRegistry): MetricsRegistry;
-  /** Stops timers and ends connections; the process has no open handle of ours afterwards. */
-  close(): Promise<void>;
-}
-
-/** The SDK client, same type, plus `.guard`. */
-export type Guarded<T> = T & { readonly guard: GuardController<T> };
+export type { Guarded, GuardController } from './guard-controller';
 
 type SdkClient = { withOptions(options: Record<string, unknown>): object; fetch?: typeof fetch };
 
@@ -115,18 +92,8 @@ function guardedCopy(sdk: SdkClient, guard: Guard): object {
 }
 
 function view(base: object, guard: Guard, scope: Readonly<GuardScope>): Guarded<object> {
-  const controller: GuardController<object> = {
-    scope,
-    withScope: (next) => view(base, guard, mergeScopes(scope, validateScope(next))),
-    status: () => guard.status(),
-    updateConfig: (patch) => guard.updateConfig(patch),
-    on: (event, listener) => guard.on(event, listener),
-    metrics: (registry) => guard.metrics(registry),
-    close: () => guard.close(),
-  };
-  Object.defineProperty(controller, GUARD_REF, { value: guard });
   return wrapClient(base, {
-    guard: controller,
+    guard: controllerFor(guard, scope, (next) => view(base, guard, next)),
     scope: Object.keys(scope).length ? scope : undefined,
     withOptions: (target, options) => {
       // A copy of a guarded client keeps the guard, and never brings the SDK's retries back.

@@ -14,6 +14,7 @@ import type { ProviderAdapter } from './providers/adapter';
 import { currentScope } from './scope';
 import { createAttempt } from './attempt';
 import { tapOf } from './internal/response-tap';
+import { fetchArgs } from './internal/fetch-args';
 import { InputWeigher } from './money/input-tokens';
 import { PriceBook, readPricesFile } from './money/prices';
 import { MemoryLedger, type Ledger } from './money/ledger';
@@ -147,8 +148,8 @@ export class Guard {
 
   /** The fetch installed into the SDK copy: every request runs through the pipeline (and the router, with fallbacks). */
   readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const requestInit: RequestInit = init ?? (input instanceof Request ? { method: input.method, headers: input.headers, body: input.body } : {});
+    const args = fetchArgs(input, init);
+    const { url, init: requestInit } = args instanceof Promise ? await args : args;
     const routed = this.router ? await this.router.fetch(url, requestInit) : undefined;
     const { response, ctx } = routed ?? (await this.execute(url, requestInit));
     if (this.emitter.has('response')) this.emitResponse(ctx, response, routed?.target);

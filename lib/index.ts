@@ -1,4 +1,5 @@
 export { createGuardedClient, type Guarded, type GuardController } from './create-guarded-client';
+export { createGuardedFetch, type GuardedFetch } from './create-guarded-fetch';
 export { runWithScope, type GuardScope } from './scope';
 export {
   GuardError,
@@ -17,7 +18,7 @@ export {
 export { guardErrorToHttp, type GuardHttpError } from './http';
 export type { MetricsRegistry } from './telemetry/metrics';
 export type { GuardEventMap, GuardEventName, GuardListener, CallEventBase } from './events';
-export type { GuardStatus, GuardTotals } from './guard';
+export type { GuardStatus, GuardTotals } from './status';
 export type {
   GuardOptions,
   BudgetRule,

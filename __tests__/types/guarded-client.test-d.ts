@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import type { ChatCompletion, ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { Stream as OpenAIStream } from 'openai/core/streaming';
 import { expectTypeOf } from 'expect-type';
-import { createGuardedClient, runWithScope, type Guarded, type GuardController, type GuardStatus, BudgetExceededError, isGuardError } from '../../lib';
+import { createGuardedClient, createGuardedFetch, runWithScope, type Guarded, type GuardController, type GuardStatus, type GuardedFetch, BudgetExceededError, isGuardError } from '../../lib';
 
 declare const anthropic: Guarded<Anthropic>;
 declare const openai: Guarded<OpenAI>;
@@ -67,3 +67,11 @@ createGuardedClient(new OpenAI(), { retry: 3, breaker: false, cost: { budgets: [
 declare const err: unknown;
 if (isGuardError(err)) expectTypeOf(err.code).toEqualTypeOf<'rate_limited' | 'budget_exceeded' | 'circuit_open' | 'invalid_config' | 'unpriced_model' | 'shared_state_unavailable'>();
 if (err instanceof BudgetExceededError) expectTypeOf(err.stage).toEqualTypeOf<'pre-call' | 'stream' | 'post-call'>();
+
+// A guarded fetch is a fetch, with a guard whose scoped views are guarded fetches too.
+const guardedFetch = createGuardedFetch('openai', { fetch: globalThis.fetch, limits: { maxConcurrent: 4 } });
+expectTypeOf(guardedFetch).toMatchTypeOf<typeof fetch>();
+expectTypeOf(guardedFetch.guard.withScope({ user: 'u' })).toEqualTypeOf<GuardedFetch>();
+new OpenAI({ fetch: guardedFetch });
+// @ts-expect-error the wire format is 'anthropic', 'openai' or an adapter
+createGuardedFetch('gemini');

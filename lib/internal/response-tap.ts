@@ -201,40 +201,105 @@ export class ResponseTap {
   private tapJson(raw: Response): Response {
     const json = raw.json.bind(raw);
     const text = raw.text.bind(raw);
+    const arrayBuffer = raw.arrayBuffer.bind(raw);
     const record = (value: unknown) => {
       this.jsonUsage = this.options.usageFromJson(value);
       const end: TapEnd = { usage: this.jsonUsage };
       this.finish(end);
-      const error = this.finalCheck?.(end, value);
-      if (error) throw error;
+      return this.finalCheck?.(end, value);
+    };
+    const recordText = (value: string) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(value);
+      } catch {
+        parsed = undefined;
+      }
+      return record(parsed);
     };
     const fail = (error: unknown) => {
       this.finish({ usage: undefined, error });
       throw error;
     };
-    // Own properties shadow Response.prototype: the SDK's `await response.json()` lands here.
+    const reading = () => clearTimeout(this.idleTimer);
+    let body: ReadableStream<Uint8Array> | null | undefined;
+    // Own properties shadow Response.prototype: the SDKs' `await response.json()` lands here, and
+    // a client that reads the body itself (the AI SDK's getReader()) reads a counted copy of it.
     Object.defineProperties(raw, {
       json: {
         value: () =>
-          (clearTimeout(this.idleTimer), json()).then((value) => {
-            record(value);
+          (reading(), json()).then((value) => {
+            const error = record(value);
+            if (error) throw error;
             return value;
           }, fail),
       },
       text: {
         value: () =>
-          (clearTimeout(this.idleTimer), text()).then((value) => {
-            let parsed: unknown;
-            try {
-              parsed = JSON.parse(value);
-            } catch {
-              parsed = undefined;
-            }
-            record(parsed);
+          (reading(), text()).then((value) => {
+            const error = recordText(value);
+            if (error) throw error;
             return value;
           }, fail),
+      },
+      arrayBuffer: {
+        value: () =>
+          (reading(), arrayBuffer()).then((value) => {
+            const error = recordText(new TextDecoder().decode(value));
+            if (error) throw error;
+            return value;
+          }, fail),
+      },
+      body: {
+        get: () => {
+          if (body !== undefined) return body;
+          const raw_ = RAW_BODY.call(raw);
+          return (body = raw_ === null ? null : this.collectJson(raw_, recordText, reading));
+        },
       },
     });
     return raw;
   }
+
+  /** A JSON body read as a stream: passed through as it is read, its usage recorded at its end. */
+  private collectJson(raw: ReadableStream<Uint8Array>, recordText: (text: string) => unknown, reading: () => void): ReadableStream<Uint8Array> {
+    // Locked on the first read only: a client that merely looks at `body` can still call json().
+    let upstream: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    const decoder = new TextDecoder();
+    let text = '';
+    return new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          if (!upstream) {
+            reading();
+            upstream = raw.getReader();
+          }
+          let chunk: ReadableStreamReadResult<Uint8Array>;
+          try {
+            chunk = await upstream.read();
+          } catch (error) {
+            controller.error(error);
+            this.finish({ usage: undefined, error });
+            return;
+          }
+          if (chunk.done) {
+            const error = recordText(text + decoder.decode());
+            if (error) controller.error(error);
+            else controller.close();
+            return;
+          }
+          text += decoder.decode(chunk.value, { stream: true });
+          controller.enqueue(chunk.value);
+        },
+        cancel: (reason) => {
+          this.finish({ usage: undefined, cancelled: true });
+          return (upstream ?? raw).cancel(reason);
+        },
+      },
+      { highWaterMark: 0 },
+    );
+  }
 }
+
+/** Response.prototype's own body getter (the tap shadows it with a counted copy). */
+const RAW_BODY = Object.getOwnPropertyDescriptor(Response.prototype, 'body')!.get! as (this: Response) => ReadableStream<Uint8Array> | null;

@@ -22,6 +22,7 @@ function badValues(setting: Setting): Array<[string, unknown]> {
       // A free string (a file path) is checked when used: only the option's type is checked here.
       return t.pattern ? [['not valid! ~', 'not valid! ~'], ['http://x', 42]] : [['', 42], ['', '']];
     case 'budget':
+    case 'quota':
       return [['-5', -5], ['abc', 'abc'], ['0', 0]];
     case 'window':
       return [['5 fortnights', '5 fortnights'], ['10ms', 10], ['abc', 'abc']];

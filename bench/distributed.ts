@@ -63,8 +63,8 @@ async function goodput(redisUrl: string, log: (line: string) => void): Promise<s
 
 async function ledgerOps(redisUrl: string, log: (line: string) => void): Promise<string> {
   const lines: BudgetLine[] = [
-    { key: 'global', limitUsd: 1e9, windowMs: 3_600_000, hard: true },
-    { key: 'user:alice', limitUsd: 1e9, windowMs: 86_400_000, hard: true },
+    { key: 'global', limit: 1e9, windowMs: 3_600_000, hard: true },
+    { key: 'user:alice', limit: 1e9, windowMs: 86_400_000, hard: true },
   ];
   const client = new Redis(redisUrl);
   const measure = async (ledger: Ledger, label: string, n: number, concurrency: number) => {

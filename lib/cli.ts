@@ -77,7 +77,10 @@ function printStatus(s: SharedState, where: string): string {
   if (!s.breakers.length) lines.push('  breakers: no replica has reported');
   for (const b of s.breakers) lines.push(`  breaker of replica ${b.replica}: ${b.state} (since ${b.since})`);
   if (!s.budgets.length) lines.push('  budgets: nothing spent or reserved');
-  for (const b of s.budgets) lines.push(`  budget ${b.key}: ${usd(b.spentUsd)} spent, ${usd(b.reservedUsd)} reserved (${b.liveReservations} call(s) in flight) per ${b.window}`);
+  for (const b of s.budgets) {
+    const amount = b.unit === 'tokens' ? (n: number) => `${Math.round(n)} tokens` : usd;
+    lines.push(`  ${b.unit === 'tokens' ? 'token quota' : 'budget'} ${b.key}: ${amount(b.spentUsd)} spent, ${amount(b.reservedUsd)} reserved (${b.liveReservations} call(s) in flight) per ${b.window}`);
+  }
   return lines.join('\n');
 }
 

@@ -79,9 +79,17 @@ export interface BudgetExceededDetails {
   scope: 'call' | keyof GuardScope | 'global';
   /** The budget's key, e.g. 'user:alice' or 'global'. */
   key: string;
+  /** What refused: a budget in US dollars (and the per-call cap), or a token quota. Default 'usd'. */
+  unit?: 'usd' | 'tokens';
+  /** A budget's limit and spend; NaN for a token quota (see limitTokens). */
   limitUsd: number;
   spentUsd: number;
+  /** The call's worst case (or, cut mid-stream, its cost so far) in US dollars. */
   estimatedUsd: number;
+  /** A token quota's limit, its spend, and the call's worst case in tokens. */
+  limitTokens?: number;
+  spentTokens?: number;
+  estimatedTokens?: number;
   /** Usage consumed before a stream was cut (stage 'stream'). */
   partial?: Usage;
   /** What the call cost and was charged (stages 'stream' and 'post-call'). */
@@ -97,9 +105,14 @@ export class BudgetExceededError extends GuardError {
   readonly stage: BudgetStage;
   readonly scope: BudgetExceededDetails['scope'];
   readonly key: string;
+  readonly unit: 'usd' | 'tokens';
+  /** A budget's limit and spend in US dollars; NaN when a token quota refused (see `unit`). */
   readonly limitUsd: number;
   readonly spentUsd: number;
   readonly estimatedUsd: number;
+  readonly limitTokens?: number;
+  readonly spentTokens?: number;
+  readonly estimatedTokens?: number;
   readonly partial?: Usage;
   readonly costUsd?: number;
   response?: unknown;
@@ -109,9 +122,13 @@ export class BudgetExceededError extends GuardError {
     this.stage = details.stage;
     this.scope = details.scope;
     this.key = details.key;
+    this.unit = details.unit ?? 'usd';
     this.limitUsd = details.limitUsd;
     this.spentUsd = details.spentUsd;
     this.estimatedUsd = details.estimatedUsd;
+    if (details.limitTokens !== undefined) this.limitTokens = details.limitTokens;
+    if (details.spentTokens !== undefined) this.spentTokens = details.spentTokens;
+    if (details.estimatedTokens !== undefined) this.estimatedTokens = details.estimatedTokens;
     if (details.partial) this.partial = details.partial;
     if (details.costUsd !== undefined) this.costUsd = details.costUsd;
     if (details.response !== undefined) {
@@ -145,7 +162,8 @@ export class CircuitOpenError extends GuardError {
 export class GuardConfigError extends GuardError {
   override readonly name = 'GuardConfigError' as const;
   readonly code = 'invalid_config' as const;
-  readonly httpStatus = 500;
+  /** 500: the configuration is wrong; 400 for a call's own value (its scope, such as an unknown tier). */
+  readonly httpStatus: 400 | 500;
   /** The option path (`limits.maxConcurrent`) or env var (`LLM_GUARD_MAX_CONCURRENT`) at fault. */
   readonly setting: string;
   /** What would have been accepted. */
@@ -154,6 +172,7 @@ export class GuardConfigError extends GuardError {
   /** `given` is already described for humans, e.g. `"abc"` or `-3 (number)`. */
   constructor(setting: string, given: string, allowed: string, kind: 'option' | 'env var' | 'argument' = 'option') {
     super(`Invalid ${kind} ${setting}: expected ${allowed}, got ${given}`);
+    this.httpStatus = setting === 'scope' || setting.startsWith('scope.') ? 400 : 500;
     this.setting = setting;
     this.allowed = allowed;
   }

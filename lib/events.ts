@@ -36,13 +36,18 @@ export interface GuardEventMap {
   };
   breaker: { state: 'open' | 'half-open' | 'closed'; key: string; provider: string };
   cost: CallEventBase & { usd: number; usage: Usage; estimated: boolean };
-  'budget:warning': { key: string; scope: string; limitUsd: number; spentUsd: number; fraction: number };
+  /** A budget (or a token quota: unit 'tokens', limitTokens, spentTokens; the USD fields NaN) crossed its warnAt. */
+  'budget:warning': { key: string; scope: string; unit: 'usd' | 'tokens'; limitUsd: number; spentUsd: number; limitTokens?: number; spentTokens?: number; fraction: number };
   'budget:exceeded': CallEventBase & {
     stage: BudgetStage;
     key: string;
+    /** 'tokens' for a token quota (then limitTokens / spentTokens say it; the USD fields are NaN). */
+    unit: 'usd' | 'tokens';
     limitUsd: number;
     spentUsd: number;
     estimatedUsd: number;
+    limitTokens?: number;
+    spentTokens?: number;
   };
   'stream:aborted': CallEventBase & { reason: string; usage: Usage | undefined; costUsd: number | undefined };
   /** The guard changed a request so it fits (e.g. clamped max tokens). */

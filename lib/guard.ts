@@ -19,6 +19,7 @@ import { InputWeigher } from './money/input-tokens';
 import { PriceBook, readPricesFile } from './money/prices';
 import { MemoryLedger, type Ledger } from './money/ledger';
 import { CostAccount } from './money/cost-account';
+import { tierOf } from './money/budget-lines';
 import { UnpricedModels } from './money/unpriced';
 import { CostGuardStage } from './stages/cost-guard';
 import { BatchCostStage } from './stages/batch-cost';
@@ -172,10 +173,13 @@ export class Guard {
   /** One call through this guard's own pipeline (no failover), under the config of this moment. */
   async execute(url: string, init: RequestInit): Promise<{ response: Response; ctx: CallContext }> {
     const { config, prices } = this;
+    const scope = currentScope();
+    // An unknown tier is refused here, before anything is weighed or sent.
+    const tier = tierOf(config, scope);
     const request = this.adapter.parseRequest(url, init.method ?? 'GET', init.body);
     const weighed = this.weigher.weigh(request, config.cost.exactInputTokens, url, init);
     const input = weighed instanceof Promise ? await weighed : weighed;
-    const ctx = new CallContext({ callId: ++this.callSeq, adapter: this.adapter, request, scope: currentScope(), signal: init.signal ?? undefined, url, init, config, prices, input });
+    const ctx = new CallContext({ callId: ++this.callSeq, adapter: this.adapter, request, scope, signal: init.signal ?? undefined, url, init, config, prices, input, tier });
     this.totals.calls++;
     if (this.emitter.has('request')) {
       this.emitter.emit('request', { ...ctx.eventBase(), stream: request.stream, maxOutputTokens: request.maxOutputTokens, inputTokensEstimate: ctx.inputTokens });

@@ -16,6 +16,7 @@ export {
   type RateLimitWindow,
 } from './errors';
 export { guardErrorToHttp, type GuardHttpError } from './http';
+export { createAdminHandler, type AdminHandler, type AdminOptions } from './admin';
 export type { MetricsRegistry } from './telemetry/metrics';
 export type { GuardEventMap, GuardEventName, GuardListener, CallEventBase } from './events';
 export type { GuardStatus, GuardTotals } from './status';
@@ -30,6 +31,7 @@ export type {
   CostOptions,
   ModelPrice,
   ScopeLimits,
+  TierOptions,
 } from './config/options';
 export type { Logger } from './logger';
 export type {

@@ -1,7 +1,7 @@
 import type { GuardScope } from './scope-kinds';
 import type { ParsedRequest, ProviderAdapter } from './providers/adapter';
 import type { CallEventBase } from './events';
-import type { ResolvedConfig } from './config/options';
+import type { ResolvedConfig, ResolvedTier } from './config/options';
 import type { PriceBook } from './money/prices';
 import type { InputWeight } from './money/input-tokens';
 
@@ -21,6 +21,8 @@ export interface CallInit {
   prices: PriceBook;
   /** Its input tokens, as weighed before it was sent. */
   input: InputWeight;
+  /** The tier it runs in (its per-scope limits and scope budgets), if any. */
+  tier?: ResolvedTier | undefined;
 }
 
 /**
@@ -51,6 +53,7 @@ export class CallContext implements Readonly<CallInit> {
   readonly config: ResolvedConfig;
   readonly prices: PriceBook;
   readonly input: InputWeight;
+  readonly tier: ResolvedTier | undefined;
 
   constructor(
     init: CallInit,
@@ -66,6 +69,7 @@ export class CallContext implements Readonly<CallInit> {
     this.config = init.config;
     this.prices = init.prices;
     this.input = init.input;
+    this.tier = init.tier;
   }
 
   /** Input tokens the guard counts for this call now (see InputWeight). */

@@ -6,5 +6,8 @@ export type ScopeKind = (typeof SCOPE_KINDS)[number];
 export const BUDGET_SCOPES = ['global', ...SCOPE_KINDS] as const;
 export type BudgetScope = (typeof BUDGET_SCOPES)[number];
 
-/** Who a call is for: budgets and per-scope limits are keyed by these. */
-export type GuardScope = { [K in ScopeKind]?: string };
+/** Who a call is for: budgets and per-scope limits are keyed by these; `tier` picks its limits and budgets. */
+export type GuardScope = { [K in ScopeKind]?: string } & { tier?: string };
+
+/** Everything a scope may carry. */
+export const SCOPE_FIELDS = [...SCOPE_KINDS, 'tier'] as const;

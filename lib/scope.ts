@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { GuardConfigError, describeValue } from './errors';
-import { SCOPE_KINDS, type GuardScope, type ScopeKind } from './scope-kinds';
+import { SCOPE_FIELDS, type GuardScope } from './scope-kinds';
 
 export type { GuardScope } from './scope-kinds';
 
@@ -16,18 +16,18 @@ function store(): AsyncLocalStorage<Readonly<GuardScope>> {
 /** Checks a scope given by the user; values are bounded strings so they can key budgets. */
 export function validateScope(scope: unknown, where = 'scope'): Readonly<GuardScope> {
   if (typeof scope !== 'object' || scope === null || Array.isArray(scope)) {
-    throw new GuardConfigError(where, describeValue(scope), `an object with any of ${SCOPE_KINDS.join(', ')}`, 'argument');
+    throw new GuardConfigError(where, describeValue(scope), `an object with any of ${SCOPE_FIELDS.join(', ')}`, 'argument');
   }
   const out: GuardScope = {};
   for (const [key, value] of Object.entries(scope)) {
-    if (!(SCOPE_KINDS as readonly string[]).includes(key)) {
-      throw new GuardConfigError(`${where}.${key}`, 'an unknown scope key', `one of ${SCOPE_KINDS.join(', ')}`, 'argument');
+    if (!(SCOPE_FIELDS as readonly string[]).includes(key)) {
+      throw new GuardConfigError(`${where}.${key}`, 'an unknown scope key', `one of ${SCOPE_FIELDS.join(', ')}`, 'argument');
     }
     if (value === undefined) continue;
     if (typeof value !== 'string' || value.length === 0 || value.length > 256) {
       throw new GuardConfigError(`${where}.${key}`, describeValue(value), 'a non-empty string of at most 256 characters', 'argument');
     }
-    out[key as ScopeKind] = value;
+    out[key as (typeof SCOPE_FIELDS)[number]] = value;
   }
   return Object.freeze(out);
 }

@@ -6,6 +6,8 @@ import type { ConfigSources } from './config/resolve';
 import type { ResolvedConfig } from './config/options';
 import type { BudgetState } from './money/ledger';
 import { redactUrl } from './internal/redact';
+import { ledgerKey, ruleLimit, ruleUnit, shownKey } from './money/budget-lines';
+import { calendarPeriod } from './money/calendar';
 
 export interface GuardTotals {
   /** Calls made through the guard (each may have several attempts). */
@@ -36,15 +38,22 @@ export interface GuardStatus {
     scopes?: Record<string, number>;
   };
   breaker: { state: 'closed' | 'open' | 'half-open'; retryAfterMs?: number; breakers?: Record<string, string> };
+  /** Budgets (USD) and token quotas; a quota's row has unit 'tokens', its *Tokens fields, and NaN (null in JSON) in the USD ones. */
   budgets: Array<{
     scope: string;
     key: string;
+    unit: 'usd' | 'tokens';
     limitUsd: number;
     spentUsd: number;
     reservedUsd: number;
+    limitTokens?: number;
+    spentTokens?: number;
+    reservedTokens?: number;
     window: string;
     enforcement: 'hard' | 'soft';
     nextReleaseAt?: string;
+    /** A calendar window: when it starts over. */
+    resetsAt?: string;
   }>;
   totals: GuardTotals;
   /** Distributed mode: the Redis connection, and charges made while it was down that it has not seen yet. */
@@ -59,21 +68,33 @@ export function publicConfig(config: ResolvedConfig, targetLabel: (target: Resol
   return copy;
 }
 
-/** Budget rows: the global budget, then the scope keys with most spent (up to 100 from the ledger). */
+/** Budget and quota rows: the global ones, then the scope keys with most spent (up to 100 from the ledger). */
 export function budgetRows(config: ResolvedConfig, states: BudgetState[]): GuardStatus['budgets'] {
   const out: GuardStatus['budgets'] = [];
-  for (const rule of config.cost.budgets) {
-    const matching = rule.scope === 'global' ? [states.find((s) => s.key === 'global') ?? { key: 'global', spentUsd: 0, reservedUsd: 0, nextReleaseAt: undefined }] : states.filter((s) => s.key.startsWith(`${rule.scope}:`));
+  const rules = [...config.cost.budgets, ...Object.values(config.tiers).flatMap((t) => t.budgets ?? [])];
+  const seen = new Set<string>();
+  for (const rule of rules) {
+    const global = ledgerKey(rule, 'global');
+    const matching =
+      rule.scope === 'global' ?
+        [states.find((s) => s.key === global) ?? { key: global, spent: 0, reserved: 0, nextReleaseAt: undefined }]
+      : states.filter((s) => { const shown = shownKey(s.key); return shown.unit === ruleUnit(rule) && shown.key.startsWith(`${rule.scope}:`); });
     for (const state of matching) {
+      if (seen.has(state.key)) continue;
+      seen.add(state.key);
+      const tokens = ruleUnit(rule) === 'tokens';
       out.push({
         scope: rule.scope,
-        key: state.key,
-        limitUsd: rule.limitUsd,
-        spentUsd: state.spentUsd,
-        reservedUsd: state.reservedUsd,
+        key: shownKey(state.key).key,
+        unit: ruleUnit(rule),
+        limitUsd: tokens ? NaN : (state.limit ?? ruleLimit(rule)),
+        spentUsd: tokens ? NaN : state.spent,
+        reservedUsd: tokens ? NaN : state.reserved,
+        ...(tokens ? { limitTokens: state.limit ?? ruleLimit(rule), spentTokens: state.spent, reservedTokens: state.reserved } : {}),
         window: rule.windowText,
         enforcement: rule.enforcement,
         ...(state.nextReleaseAt !== undefined ? { nextReleaseAt: new Date(state.nextReleaseAt).toISOString() } : {}),
+        ...(rule.calendar ? { resetsAt: new Date(calendarPeriod(rule.calendar, Date.now()).end).toISOString() } : {}),
       });
     }
   }

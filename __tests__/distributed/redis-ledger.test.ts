@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { endClients } from '../../lib/internal/end-client';
 import { RedisLedger } from '../../lib/money/redis-ledger';
+import { calendarPeriod } from '../../lib/money/calendar';
 import type { BudgetLine } from '../../lib/money/ledger';
 import { describeWithRedis, useRedisServer } from '../support/redis';
 
@@ -18,7 +19,7 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     prefix = `test:{${Date.now()}-${Math.random()}}:`;
   });
 
-  const line = (key: string, limitUsd: number, windowMs = 3_600_000, hard = true): BudgetLine => ({ key, limitUsd, windowMs, hard });
+  const line = (key: string, limitUsd: number, windowMs = 3_600_000, hard = true): BudgetLine => ({ key, limit: limitUsd, windowMs, hard });
 
   it('reserves on every budget or on none, atomically, across ledgers of different processes', async () => {
     const a = new RedisLedger(client, prefix);
@@ -29,11 +30,11 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     expect(refused.ok).toBe(false);
     if (!refused.ok) {
       expect(refused.refusedBy.key).toBe('user:alice');
-      expect(refused.state.reservedUsd).toBeCloseTo(0.2, 12);
+      expect(refused.state.reserved).toBeCloseTo(0.2, 12);
     }
     // The refusal reserved nothing on the global budget either.
     const [global] = await b.read([line('global', 1)]);
-    expect(global!.reservedUsd).toBeCloseTo(0.2, 12);
+    expect(global!.reserved).toBeCloseTo(0.2, 12);
     a.close();
     b.close();
   });
@@ -43,7 +44,7 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     const results = await Promise.all(Array.from({ length: 100 }, (_, i) => ledgers[i % 4]!.reserve(String(i), [line('global', 1)], 0.03)));
     expect(results.filter((r) => r.ok)).toHaveLength(33);
     const [state] = await ledgers[0]!.read([line('global', 1)]);
-    expect(state!.reservedUsd).toBeLessThanOrEqual(1);
+    expect(state!.reserved).toBeLessThanOrEqual(1);
     for (const l of ledgers) l.close();
   });
 
@@ -53,8 +54,8 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     await ledger.reserve('7', lines, 0.5);
     await ledger.settle('7', 0.125, lines);
     const again = await ledger.settle('7', 0.125, lines);
-    expect(again[0]!.spentUsd).toBeCloseTo(0.125, 12);
-    expect(again[0]!.reservedUsd).toBe(0);
+    expect(again[0]!.spent).toBeCloseTo(0.125, 12);
+    expect(again[0]!.reserved).toBe(0);
     ledger.close();
   });
 
@@ -68,7 +69,7 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     expect((await alive.reserve('2', [line('global', 1)], 0.5)).ok).toBe(true);
     await alive.release('2');
     const [state] = await alive.read([line('global', 1)]);
-    expect(state).toMatchObject({ spentUsd: 0, reservedUsd: 0 });
+    expect(state).toMatchObject({ spent: 0, reserved: 0 });
     alive.close();
   });
 
@@ -77,7 +78,7 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     await ledger.reserve('1', [line('global', 1)], 0.9);
     await new Promise((r) => setTimeout(r, 2200));
     const [state] = await ledger.read([line('global', 1)]);
-    expect(state!.reservedUsd).toBeCloseTo(0.9, 12);
+    expect(state!.reserved).toBeCloseTo(0.9, 12);
     ledger.close();
   });
 
@@ -86,7 +87,7 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     const lines = [line('global', 1, 1200)];
     await ledger.reserve('1', lines, 0.6);
     const [settled] = await ledger.settle('1', 0.6, lines);
-    expect(settled!.spentUsd).toBeCloseTo(0.6, 12);
+    expect(settled!.spent).toBeCloseTo(0.6, 12);
     expect(settled!.nextReleaseAt).toBeGreaterThan(Date.now());
     expect((await ledger.reserve('2', lines, 0.6)).ok).toBe(false);
     await new Promise((r) => setTimeout(r, 1300));
@@ -102,7 +103,7 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     await ledger.settle('short', 0.1, lines);
     await new Promise((r) => setTimeout(r, 1300));
     const [state] = await ledger.read(lines);
-    expect(state!.reservedUsd).toBeCloseTo(0.4, 12);
+    expect(state!.reserved).toBeCloseTo(0.4, 12);
     ledger.close();
   });
 
@@ -113,9 +114,9 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     await ledger.reserve('b', lines, 0.5);
     await ledger.settle('b', 0.5, lines);
     await ledger.refund(lines, 0.3, at);
-    expect((await ledger.read(lines)).map((s) => s.spentUsd)).toEqual([expect.closeTo(0.2, 12), expect.closeTo(0.2, 12)]);
+    expect((await ledger.read(lines)).map((s) => s.spent)).toEqual([expect.closeTo(0.2, 12), expect.closeTo(0.2, 12)]);
     await ledger.refund(lines, 5, at);
-    expect((await ledger.read(lines)).map((s) => s.spentUsd)).toEqual([0, 0]);
+    expect((await ledger.read(lines)).map((s) => s.spent)).toEqual([0, 0]);
     ledger.close();
   });
 
@@ -128,5 +129,20 @@ describeWithRedis('Redis ledger (Lua scripts on a real redis-server)', () => {
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(1000 + 16 + 60_000);
     ledger.close();
+  });
+
+  it('a calendar window: charges count until the UTC boundary, and the key expires after it', async () => {
+    const ledger = new RedisLedger(client, prefix);
+    const quota: BudgetLine = { key: 'workflow:w#tokens', unit: 'tokens', limit: 1000, windowMs: 86_400_000, calendar: 'day', hard: true };
+    await ledger.reserve('q1', [quota], { usd: 0.5, tokens: 700 });
+    await ledger.settle('q1', { usd: 0.1, tokens: 650 });
+    const refused = await ledger.reserve('q2', [quota], { usd: 0, tokens: 400 });
+    expect(refused).toMatchObject({ ok: false, amount: 400, state: { spent: 650 } });
+    const midnight = calendarPeriod('day', Date.now()).end;
+    expect((refused as { state: { nextReleaseAt: number } }).state.nextReleaseAt).toBe(midnight);
+    const ttl = await client.pttl(`${prefix}budget:workflow:w#tokens`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(midnight - Date.now() + 60_000 + 1000); // the period, and a reservation's TTL
+    expect((await ledger.reserve('q3', [quota], { usd: 0, tokens: 350 })).ok).toBe(true);
   });
 });

@@ -68,6 +68,17 @@ describeWithRedis('replica processes sharing one guard through Redis', () => {
     expect(results.reduce((n, r) => n + r.costUsd, 0)).toBeCloseTo(fake().stats.billed.usd, 9);
   });
 
+  it('a token quota shared by three replicas holds: billed tokens within it, each charged once', async () => {
+    const quota = 600;
+    const results = await runReplicas(3, spec('quota', { calls: 20, concurrency: 10, options: { name: `quota-${Date.now()}`, cost: { budgets: [{ scope: 'global', limitTokens: quota, window: 'calendar-day' }] } } }));
+    const ok = results.reduce((n, r) => n + r.ok, 0);
+    expect(ok + results.reduce((n, r) => n + (r.errors.BudgetExceededError ?? 0), 0)).toBe(60);
+    expect(ok).toBeGreaterThan(10);
+    const billedTokens = fake().stats.billed.inputTokens + fake().stats.billed.outputTokens;
+    expect(billedTokens).toBeLessThanOrEqual(quota);
+    expect(fake().stats.requests).toBe(ok);
+  });
+
   it('started 0–2 s apart, one killed mid-run and started again: the shared rate holds (±5%, no 429)', async () => {
     fake().configure({ limits: { requestsPerMinute: 1920 }, latencyMs: 20 });
     const delays = [0, Math.random() * 2000, Math.random() * 2000].sort((a, b) => a - b);
@@ -91,9 +102,10 @@ describeWithRedis('replica processes sharing one guard through Redis', () => {
     const rate = steadyRate(arrivals, 1000);
     expect(rate).toBeGreaterThanOrEqual(30 * 0.95);
     expect(rate).toBeLessThanOrEqual(30 * 1.05);
-    // No burst when a replica joins or comes back: about the limit in any second (a join that refilled
-    // or reset the shared bucket would let its whole burst, ~27 more, through at once).
-    expect(maxInWindowAfter(arrivals, 1000, 1000)).toBeLessThanOrEqual(33);
+    // No burst when a replica joins or comes back: a join that refilled or reset the shared bucket
+    // would let its whole burst (~27) through on top of a second's refill (~29): 56 in a second.
+    // Heartbeats and pub/sub on a busy host bunch a few; half the burst is the room for that.
+    expect(maxInWindowAfter(arrivals, 1000, 1000)).toBeLessThanOrEqual(30 + 14);
   });
 
   it("one user's 10 per minute is 10 per minute for the fleet: the rest refused with a Retry-After", async () => {

@@ -1,7 +1,7 @@
 import { MemoryLedger, type BudgetLine } from '../../lib/money/ledger';
 
 const hour = 3_600_000;
-const line = (key: string, limitUsd: number, windowMs = hour, hard = true): BudgetLine => ({ key, limitUsd, windowMs, hard });
+const line = (key: string, limitUsd: number, windowMs = hour, hard = true): BudgetLine => ({ key, limit: limitUsd, windowMs, hard });
 
 describe('MemoryLedger', () => {
   test('settled + reserved never passes a hard limit; a refusal changes nothing', () => {
@@ -9,12 +9,12 @@ describe('MemoryLedger', () => {
     const lines = [line('global', 1), line('user:a', 0.5)];
     expect(ledger.reserve('1', lines, 0.3).ok).toBe(true);
     expect(ledger.reserve('2', lines, 0.3)).toMatchObject({ ok: false, refusedBy: { key: 'user:a' } });
-    expect(ledger.states(['global', 'user:a']).map((s) => s.reservedUsd)).toEqual([0.3, 0.3]);
+    expect(ledger.states(['global', 'user:a']).map((s) => s.reserved)).toEqual([0.3, 0.3]);
     ledger.settle('1', 0.1);
-    expect(ledger.states(['global', 'user:a']).map((s) => [s.spentUsd, s.reservedUsd])).toEqual([[0.1, 0], [0.1, 0]]);
+    expect(ledger.states(['global', 'user:a']).map((s) => [s.spent, s.reserved])).toEqual([[0.1, 0], [0.1, 0]]);
     expect(ledger.reserve('3', lines, 0.4).ok).toBe(true);
     ledger.release('3');
-    expect(ledger.states(['user:a'])[0]).toMatchObject({ spentUsd: 0.1, reservedUsd: 0 });
+    expect(ledger.states(['user:a'])[0]).toMatchObject({ spent: 0.1, reserved: 0 });
   });
 
   test('soft lines never refuse', () => {
@@ -32,7 +32,7 @@ describe('MemoryLedger', () => {
     expect(ledger.reserve('b', budget, 0.01).ok).toBe(false); // still inside the hour
     now += hour / 60 + 2;
     expect(ledger.reserve('c', budget, 1).ok).toBe(true); // gone after the window (+ one slice)
-    expect(ledger.states(['global'])[0]!.spentUsd).toBe(0);
+    expect(ledger.states(['global'])[0]!.spent).toBe(0);
   });
 
   test('nextReleaseAt says when room comes back', () => {
@@ -60,7 +60,7 @@ describe('MemoryLedger', () => {
     expect(ledger.extend('a', 0.4).ok).toBe(true);
     expect(ledger.extend('a', 0.2).ok).toBe(false);
     ledger.settle('a', 0.95);
-    expect(ledger.states(['global'])[0]).toMatchObject({ spentUsd: 0.95, reservedUsd: 0 });
+    expect(ledger.states(['global'])[0]).toMatchObject({ spent: 0.95, reserved: 0 });
   });
 
   test('memory stays bounded: 100,000 idle scope keys are dropped once their window has passed', () => {

@@ -28,7 +28,7 @@ describe('BatchCostStage alone', () => {
     const { stage, ledger, charged } = batchStage();
     const create = callContext({ requests: [request('a', 1000), request('b', 1000)] }, { ...budgets, url: BATCHES });
     await stage.run(create, async () => new Response(JSON.stringify({ id: 'msgbatch_1', type: 'message_batch' })));
-    const worst = ledger.states(['global'])[0]!.spentUsd;
+    const worst = ledger.states(['global'])[0]!.spent;
     expect(worst).toBeGreaterThan(2 * batchPrice(1, 1000));
     expect(charged()).toBeCloseTo(worst, 12);
 
@@ -39,7 +39,7 @@ describe('BatchCostStage alone', () => {
     const read = callContext('', { ...budgets, url: `${BATCHES}/msgbatch_1/results`, method: 'GET' });
     await stage.run(read, async () => new Response(results.map((r) => JSON.stringify(r)).join('\n')));
     await new Promise((r) => setTimeout(r, 20));
-    expect(ledger.states(['global'])[0]!.spentUsd).toBeCloseTo(batchPrice(9, 40), 12);
+    expect(ledger.states(['global'])[0]!.spent).toBeCloseTo(batchPrice(9, 40), 12);
     expect(charged()).toBeCloseTo(batchPrice(9, 40), 12);
   });
 

@@ -52,13 +52,13 @@ describe('CostGuardStage alone (a stub for the rest of the pipeline)', () => {
     const ctx = callContext({ model: HAIKU, max_tokens: 200, messages: [] }, { cost: { budgets: [{ scope: 'global', limitUsd: 1 }] }, inputTokens: 10 });
     let reservedDuring = 0;
     const response = await stage.run(ctx, async (c) => {
-      reservedDuring = ledger.states(['global'])[0]!.reservedUsd;
+      reservedDuring = ledger.states(['global'])[0]!.reserved;
       return tappedJson(c, anthropicReply(12, 30));
     });
     expect(reservedDuring).toBeCloseTo(price(10, 200), 12);
     await response.json();
-    expect(ledger.states(['global'])[0]).toMatchObject({ reservedUsd: 0 });
-    expect(ledger.states(['global'])[0]!.spentUsd).toBeCloseTo(price(12, 30), 12);
+    expect(ledger.states(['global'])[0]).toMatchObject({ reserved: 0 });
+    expect(ledger.states(['global'])[0]!.spent).toBeCloseTo(price(12, 30), 12);
     expect(costs).toHaveLength(1);
     expect(charged()).toBeCloseTo(price(12, 30), 12);
     expect(ctx.report.costUsd).toBeCloseTo(price(12, 30), 12);
@@ -69,7 +69,7 @@ describe('CostGuardStage alone (a stub for the rest of the pipeline)', () => {
     const options = { cost: { budgets: [{ scope: 'global' as const, limitUsd: 1 }] } };
     await stage.run(callContext({ model: HAIKU, max_tokens: 200, messages: [] }, options), async () => new Response('{}', { status: 500 }));
     await expect(stage.run(callContext({ model: HAIKU, max_tokens: 200, messages: [] }, options), async () => Promise.reject(new Error('connection reset')))).rejects.toThrow('connection reset');
-    expect(ledger.states(['global'])[0]).toMatchObject({ spentUsd: 0, reservedUsd: 0 });
+    expect(ledger.states(['global'])[0]).toMatchObject({ spent: 0, reserved: 0 });
   });
 
   it('a call a budget refuses sends nothing; with budgetWaitMs 0 at once', async () => {

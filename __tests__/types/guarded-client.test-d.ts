@@ -75,3 +75,11 @@ expectTypeOf(guardedFetch.guard.withScope({ user: 'u' })).toEqualTypeOf<GuardedF
 new OpenAI({ fetch: guardedFetch });
 // @ts-expect-error the wire format is 'anthropic', 'openai' or an adapter
 createGuardedFetch('gemini');
+
+// Quotas, calendar windows and tiers are typed options.
+createGuardedClient(new OpenAI(), {
+  cost: { budgets: [{ scope: 'workflow', limitTokens: 1000, window: 'calendar-day' }] },
+  tiers: { free: { perScope: { user: { requestsPerMinute: 2 } }, budgets: [{ scope: 'user', limitTokens: 2000 }] } },
+  defaultTier: 'free',
+});
+anthropic.guard.withScope({ user: 'u', tier: 'pro' });

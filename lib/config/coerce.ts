@@ -1,4 +1,4 @@
-import { parseWindow } from '../internal/windows';
+import { parseBudgetWindow } from '../internal/windows';
 import type { SettingType } from './settings';
 
 /** What a value that does not fit its setting's type coerces to. */
@@ -34,12 +34,13 @@ export function coerce(type: SettingType, value: unknown, fromEnv: boolean): unk
       const v = value.trim();
       return type.pattern && !type.pattern.test(v) ? BAD : v;
     }
-    case 'budget': {
+    case 'budget':
+    case 'quota': {
       if (typeof value === 'string' && value.trim().toLowerCase() === 'none') return null;
       const n = typeof value === 'number' ? value : fromEnv && typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
       return Number.isFinite(n) && n > 0 ? n : BAD;
     }
     case 'window':
-      return parseWindow(value) ?? BAD;
+      return parseBudgetWindow(value) ?? BAD;
   }
 }

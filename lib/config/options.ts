@@ -2,14 +2,22 @@ import type { ProviderAdapter } from '../providers/adapter';
 import type { Logger } from '../logger';
 
 import type { BudgetScope, ScopeKind } from '../scope-kinds';
+import type { CalendarKind } from '../money/calendar';
 
 export type { BudgetScope } from '../scope-kinds';
-export type BudgetWindow = '30s' | '1m' | '1h' | '1d' | '30d' | 'none' | (string & {}) | number;
+export type BudgetWindow = '30s' | '1m' | '1h' | '1d' | '30d' | 'none' | 'calendar-day' | 'calendar-week' | 'calendar-month' | (string & {}) | number;
 
+/** A budget (`limitUsd`) or a token quota (`limitTokens`): one of the two. */
 export interface BudgetRule {
   scope: BudgetScope;
-  limitUsd: number;
-  /** Sliding window: never more than `limitUsd` in any window of this length. Default '1h'. */
+  /** US dollars. */
+  limitUsd?: number;
+  /** Tokens: every billed input and output token counts. */
+  limitTokens?: number;
+  /**
+   * Sliding ('1h': never more than the limit in any hour) or calendar ('calendar-day', UTC:
+   * everything resets at midnight). Default '1h' for a budget, 'calendar-day' for a quota.
+   */
   window?: BudgetWindow;
   /** hard = refuse; soft = warn and let through. Default: cost.budgetEnforcement. */
   enforcement?: 'hard' | 'soft';
@@ -84,6 +92,13 @@ export interface CostOptions {
   budgetWaitMs?: number;
 }
 
+/** A tier (free, pro…): its per-scope limits and scope budgets replace the top-level ones for calls in it. */
+export interface TierOptions {
+  perScope?: LimitsOptions['perScope'];
+  /** Budgets and quotas of user, tenant, session or workflow scopes (the global budget always applies). */
+  budgets?: BudgetRule[];
+}
+
 /** Everything is optional: unset values come from `LLM_GUARD_*` env vars, then defaults. */
 export interface GuardOptions {
   /** Wire format of the client; recognised from the client when omitted. */
@@ -115,6 +130,9 @@ export interface GuardOptions {
   routing?: 'primary' | 'cost' | 'latency';
   /** How long a target that failed is tried last. */
   cooldownMs?: number;
+  /** Tiers by name; a call's is `scope.tier`, else `defaultTier`. */
+  tiers?: Record<string, TierOptions>;
+  defaultTier?: string;
 }
 
 /** A fallback target: `{ model }`, a guarded client, or `{ client, model }`. */
@@ -132,7 +150,7 @@ export interface ResolvedConfig {
   breaker: Required<BreakerOptions>;
   timeoutMs: number;
   cost: Required<Omit<CostOptions, 'budgets' | 'prices' | 'pricesFile'>> & {
-    budgets: Array<Required<Omit<BudgetRule, 'window' | 'warnAt'>> & { window: number; windowText: string; warnAt: number | undefined }>;
+    budgets: ResolvedBudgetRule[];
     prices: Record<string, ModelPrice>;
     pricesFile: string | undefined;
   };
@@ -143,6 +161,25 @@ export interface ResolvedConfig {
   fallback: FallbackTarget[];
   routing: 'primary' | 'cost' | 'latency';
   cooldownMs: number;
+  tiers: Record<string, ResolvedTier>;
+  defaultTier: string | undefined;
 }
 
-export type ResolvedBudgetRule = ResolvedConfig['cost']['budgets'][number];
+/** A budget or quota rule after validation: exactly one of limitUsd (a budget) and limitTokens (a quota) is set. */
+export interface ResolvedBudgetRule {
+  scope: BudgetScope;
+  limitUsd?: number;
+  limitTokens?: number;
+  /** A sliding window's length; a calendar window's nominal length. */
+  window: number;
+  calendar?: CalendarKind;
+  windowText: string;
+  enforcement: 'hard' | 'soft';
+  warnAt: number | undefined;
+}
+
+export interface ResolvedTier {
+  name: string;
+  perScope: NonNullable<LimitsOptions['perScope']> | undefined;
+  budgets: ResolvedBudgetRule[] | undefined;
+}

@@ -1,11 +1,11 @@
 import { GuardConfigError, describeValue } from '../errors';
 import { isLogger } from '../logger';
-import { parseWindow, windowText } from '../internal/windows';
+import { parseBudgetWindow, type BudgetWindowValue } from '../internal/windows';
 import { BAD, coerce } from './coerce';
 import { BUDGET_SCOPES } from '../scope-kinds';
 import { SETTINGS, STRUCTURED_OPTIONS, allowedText, type Setting } from './settings';
 import type { GuardOptions, ResolvedBudgetRule, ResolvedConfig } from './options';
-import { validateBudgetRules, validateFallback, validatePerScope, validatePrices } from './validate';
+import { budgetRule, validateBudgetRules, validateFallback, validatePerScope, validatePrices, validateTiers } from './validate';
 
 export const ENV_PREFIX = 'LLM_GUARD_';
 
@@ -99,7 +99,7 @@ export function resolveConfig(options: GuardOptions | undefined, env: NodeJS.Pro
         if (value === BAD) throw new GuardConfigError(name, JSON.stringify(env[name]), allowedText(setting.type), 'env var');
         sources[setting.path] = name;
       } else {
-        value = setting.type.kind === 'window' ? parseWindow(setting.default) : setting.default;
+        value = setting.type.kind === 'window' ? parseBudgetWindow(setting.default) : setting.default;
         sources[setting.path] = 'default';
       }
     }
@@ -107,7 +107,7 @@ export function resolveConfig(options: GuardOptions | undefined, env: NodeJS.Pro
   }
 
   const tree: Record<string, unknown> = {};
-  for (const [path, value] of Object.entries(flat)) if (!path.startsWith('budgetEnv.')) setPath(tree, path, value);
+  for (const [path, value] of Object.entries(flat)) if (!path.startsWith('budgetEnv.') && !path.startsWith('quotaEnv.')) setPath(tree, path, value);
   const config = tree as unknown as ResolvedConfig;
 
   if (config.retry.minDelayMs > config.retry.maxDelayMs) {
@@ -127,6 +127,7 @@ export function resolveConfig(options: GuardOptions | undefined, env: NodeJS.Pro
   }
   config.cost.prices = validatePrices(cost.prices);
   config.limits.perScope = validatePerScope(getPath(given, 'limits.perScope'));
+  config.tiers = validateTiers(given.tiers, config.defaultTier, config.cost.budgetEnforcement);
 
   if (given.redis !== undefined && typeof given.redis === 'object') {
     const client = given.redis as Record<string, unknown>;
@@ -150,14 +151,16 @@ export function resolveConfig(options: GuardOptions | undefined, env: NodeJS.Pro
   return { config, sources };
 }
 
+/** LLM_GUARD_BUDGET_<SCOPE>_USD / _WINDOW and LLM_GUARD_QUOTA_<SCOPE>_TOKENS / _WINDOW as rules. */
 function budgetsFromEnv(flat: Record<string, unknown>, sources: ConfigSources, enforcement: 'hard' | 'soft'): ResolvedBudgetRule[] {
   const rules: ResolvedBudgetRule[] = [];
-  for (const scope of BUDGET_SCOPES) {
-    const limitUsd = flat[`budgetEnv.${scope}.limitUsd`];
-    if (typeof limitUsd !== 'number') continue;
-    const window = flat[`budgetEnv.${scope}.window`] as number;
-    rules.push({ scope, limitUsd, window, windowText: windowText(window), enforcement, warnAt: undefined });
-    sources[`cost.budgets.${scope}`] = sources[`budgetEnv.${scope}.limitUsd`]!;
+  for (const [group, unit, field] of [['budgetEnv', 'usd', 'limitUsd'], ['quotaEnv', 'tokens', 'limitTokens']] as const) {
+    for (const scope of BUDGET_SCOPES) {
+      const limit = flat[`${group}.${scope}.${field}`];
+      if (typeof limit !== 'number') continue;
+      rules.push(budgetRule(scope, unit, limit, flat[`${group}.${scope}.window`] as BudgetWindowValue, enforcement, undefined));
+      sources[`cost.budgets.${scope}${unit === 'tokens' ? '.tokens' : ''}`] = sources[`${group}.${scope}.${field}`]!;
+    }
   }
   return rules;
 }

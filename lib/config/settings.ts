@@ -12,8 +12,10 @@ export type SettingType =
   | { kind: 'string'; pattern?: RegExp; patternText?: string }
   /** A budget: a positive USD amount, or 'none' to have no budget at that scope. */
   | { kind: 'budget' }
-  /** A sliding window: '30s', '1m', '1h', '1d', '30d', a number of ms, or 'none' (never resets). */
-  | { kind: 'window' };
+  /** A window: sliding ('30s', '1m', '1h', '1d', '30d', a number of ms, 'none'), or 'calendar-day' | '-week' | '-month' (UTC). */
+  | { kind: 'window' }
+  /** A positive number of tokens, or 'none' to have no quota at that scope. */
+  | { kind: 'quota' };
 
 export interface Setting {
   /** Where the resolved value lives; also the option path unless `envOnly`. */
@@ -62,8 +64,13 @@ export const SETTINGS = [
   { path: 'cost.onOverBudget', env: 'ON_OVER_BUDGET', type: { kind: 'enum', values: ['reject', 'clamp'] }, default: 'reject', description: 'or clamp (lower max tokens to fit)' },
   ...BUDGET_SCOPES.flatMap((scope) => [
     { path: `budgetEnv.${scope}.limitUsd`, env: `BUDGET_${scope.toUpperCase()}_USD`, type: { kind: 'budget' }, default: scope === 'global' ? 50 : undefined, envOnly: 'cost.budgets', description: scope === 'global' ? 'budget of the whole guard; none = no global budget' : `budget per ${scope} scope` },
-    { path: `budgetEnv.${scope}.window`, env: `BUDGET_${scope.toUpperCase()}_WINDOW`, type: { kind: 'window' }, default: '1h', envOnly: 'cost.budgets', description: `sliding window of the ${scope} budget` },
+    { path: `budgetEnv.${scope}.window`, env: `BUDGET_${scope.toUpperCase()}_WINDOW`, type: { kind: 'window' }, default: '1h', envOnly: 'cost.budgets', description: `window of the ${scope} budget` },
   ] as const),
+  ...BUDGET_SCOPES.flatMap((scope) => [
+    { path: `quotaEnv.${scope}.limitTokens`, env: `QUOTA_${scope.toUpperCase()}_TOKENS`, type: { kind: 'quota' }, default: undefined, envOnly: 'cost.budgets', description: scope === 'global' ? 'token quota of the whole guard (input + output tokens)' : `token quota per ${scope} scope` },
+    { path: `quotaEnv.${scope}.window`, env: `QUOTA_${scope.toUpperCase()}_WINDOW`, type: { kind: 'window' }, default: 'calendar-day', envOnly: 'cost.budgets', description: `window of the ${scope} token quota` },
+  ] as const),
+  { path: 'defaultTier', env: 'DEFAULT_TIER', type: { kind: 'string', pattern: /^[A-Za-z0-9_.:-]{1,64}$/, patternText: '1–64 letters, digits or _ . : -' }, default: undefined, description: 'the tier of calls whose scope names none (one of `tiers`)' },
   { path: 'cost.budgetWaitMs', env: 'BUDGET_WAIT_MS', type: ms(0, 3_600_000), default: 30_000, description: 'a call a hard budget refuses only because of what calls in flight reserved waits this long for them to settle; 0 = refuse at once' },
   { path: 'cost.budgetEnforcement', env: 'BUDGET_ENFORCEMENT', type: { kind: 'enum', values: ['hard', 'soft'] }, default: 'hard', description: 'soft = warn and let through' },
   { path: 'cost.postCallOverrun', env: 'POST_CALL_OVERRUN', type: { kind: 'enum', values: ['warn', 'throw'] }, default: 'warn', description: 'or throw (BudgetExceededError with the response attached)' },
@@ -90,7 +97,7 @@ export const SETTINGS = [
 export const SETTINGS_BY_PATH: ReadonlyMap<string, Setting> = new Map(SETTINGS.map((s) => [s.path, s as Setting]));
 
 /** Options that are objects or lists, validated by their own code, never read from one env var. */
-export const STRUCTURED_OPTIONS = ['provider', 'logger', 'cost.budgets', 'cost.prices', 'limits.perScope', 'clientOptions', 'fallback'] as const;
+export const STRUCTURED_OPTIONS = ['provider', 'logger', 'cost.budgets', 'cost.prices', 'limits.perScope', 'clientOptions', 'fallback', 'tiers'] as const;
 
 /** Describes what a setting accepts, for errors and the README. */
 export function allowedText(type: SettingType): string {
@@ -108,6 +115,8 @@ export function allowedText(type: SettingType): string {
     case 'budget':
       return 'a number of US dollars greater than 0, or "none"';
     case 'window':
-      return 'a duration such as "30s", "1m", "1h", "1d", "30d", a number of milliseconds (at least 1000), or "none"';
+      return 'a duration such as "30s", "1m", "1h", "1d", "30d", a number of milliseconds (at least 1000), "none", or "calendar-day", "calendar-week", "calendar-month"';
+    case 'quota':
+      return 'a number of tokens greater than 0, or "none"';
   }
 }

@@ -3,11 +3,11 @@
  * fallback targets — that are objects or lists rather than one value per env var.
  */
 import { GuardConfigError, describeValue } from '../errors';
-import { parseWindow, windowText } from '../internal/windows';
+import { budgetWindowText, parseBudgetWindow, type BudgetWindowValue } from '../internal/windows';
 import { BUDGET_SCOPES, SCOPE_KINDS, type BudgetScope } from '../scope-kinds';
 import { BAD, coerce } from './coerce';
 import { allowedText, type SettingType } from './settings';
-import type { FallbackTarget, ResolvedBudgetRule, ResolvedConfig } from './options';
+import type { FallbackTarget, ResolvedBudgetRule, ResolvedConfig, ResolvedTier } from './options';
 
 /** Each target: `{ model }` with a model id, a guarded client, or `{ client, model? }`. */
 export function validateFallback(value: unknown): FallbackTarget[] {
@@ -24,28 +24,38 @@ export function validateFallback(value: unknown): FallbackTarget[] {
   });
 }
 
-/** Checks a `cost.budgets` list; one rule per scope, so which budget refused is never ambiguous. */
-export function validateBudgetRules(value: unknown, defaultEnforcement: 'hard' | 'soft'): ResolvedBudgetRule[] {
-  if (!Array.isArray(value)) throw new GuardConfigError('cost.budgets', describeValue(value), 'an array of budget rules');
+const RULE_KEYS = ['scope', 'limitUsd', 'limitTokens', 'window', 'enforcement', 'warnAt'];
+
+/**
+ * Checks a `cost.budgets` list (or a tier's): each rule a budget (`limitUsd`) or a token quota
+ * (`limitTokens`), one of each per scope, so which one refused is never ambiguous.
+ */
+export function validateBudgetRules(value: unknown, defaultEnforcement: 'hard' | 'soft', where = 'cost.budgets', scopes: readonly BudgetScope[] = BUDGET_SCOPES): ResolvedBudgetRule[] {
+  if (!Array.isArray(value)) throw new GuardConfigError(where, describeValue(value), 'an array of budget rules');
   const seen = new Set<string>();
   return value.map((rule: unknown, i) => {
-    const at = `cost.budgets[${i}]`;
-    if (typeof rule !== 'object' || rule === null) throw new GuardConfigError(at, describeValue(rule), 'an object { scope, limitUsd, window?, enforcement?, warnAt? }');
+    const at = `${where}[${i}]`;
+    if (typeof rule !== 'object' || rule === null) throw new GuardConfigError(at, describeValue(rule), 'an object { scope, limitUsd or limitTokens, window?, enforcement?, warnAt? }');
     const r = rule as Record<string, unknown>;
     for (const key of Object.keys(r)) {
-      if (!['scope', 'limitUsd', 'window', 'enforcement', 'warnAt'].includes(key)) {
-        throw new GuardConfigError(`${at}.${key}`, 'an unknown key', 'one of scope, limitUsd, window, enforcement, warnAt');
-      }
+      if (!RULE_KEYS.includes(key)) throw new GuardConfigError(`${at}.${key}`, 'an unknown key', `one of ${RULE_KEYS.join(', ')}`);
     }
-    if (!BUDGET_SCOPES.includes(r.scope as BudgetScope)) {
-      throw new GuardConfigError(`${at}.scope`, describeValue(r.scope), `one of ${BUDGET_SCOPES.map((s) => `"${s}"`).join(', ')}`);
+    if (!scopes.includes(r.scope as BudgetScope)) {
+      throw new GuardConfigError(`${at}.scope`, describeValue(r.scope), `one of ${scopes.map((s) => `"${s}"`).join(', ')}`);
     }
-    if (seen.has(r.scope as string)) throw new GuardConfigError(`${at}.scope`, describeValue(r.scope), 'a scope not already used by another rule');
-    seen.add(r.scope as string);
-    if (typeof r.limitUsd !== 'number' || !Number.isFinite(r.limitUsd) || r.limitUsd <= 0) {
-      throw new GuardConfigError(`${at}.limitUsd`, describeValue(r.limitUsd), 'a number of US dollars greater than 0');
+    if ((r.limitUsd === undefined) === (r.limitTokens === undefined)) {
+      throw new GuardConfigError(at, r.limitUsd === undefined ? 'neither limitUsd nor limitTokens' : 'both limitUsd and limitTokens', 'exactly one: limitUsd (a budget in US dollars) or limitTokens (a token quota)');
     }
-    const window = r.window === undefined ? 3_600_000 : parseWindow(r.window);
+    const unit = r.limitUsd !== undefined ? 'usd' : 'tokens';
+    const field = unit === 'usd' ? 'limitUsd' : 'limitTokens';
+    const limit = r[field];
+    if (typeof limit !== 'number' || !Number.isFinite(limit) || limit <= 0) {
+      throw new GuardConfigError(`${at}.${field}`, describeValue(limit), unit === 'usd' ? 'a number of US dollars greater than 0' : 'a number of tokens greater than 0');
+    }
+    const id = `${r.scope as string}/${unit}`;
+    if (seen.has(id)) throw new GuardConfigError(`${at}.scope`, describeValue(r.scope), `a scope not already used by another ${unit === 'usd' ? 'budget' : 'quota'}`);
+    seen.add(id);
+    const window = r.window === undefined ? (unit === 'usd' ? { ms: 3_600_000 } : { ms: 86_400_000, calendar: 'day' as const }) : parseBudgetWindow(r.window);
     if (window === undefined) throw new GuardConfigError(`${at}.window`, describeValue(r.window), allowedText({ kind: 'window' }));
     if (r.enforcement !== undefined && r.enforcement !== 'hard' && r.enforcement !== 'soft') {
       throw new GuardConfigError(`${at}.enforcement`, describeValue(r.enforcement), '"hard" or "soft"');
@@ -53,15 +63,45 @@ export function validateBudgetRules(value: unknown, defaultEnforcement: 'hard' |
     if (r.warnAt !== undefined && (typeof r.warnAt !== 'number' || !(r.warnAt > 0 && r.warnAt <= 1))) {
       throw new GuardConfigError(`${at}.warnAt`, describeValue(r.warnAt), 'a fraction greater than 0 and at most 1');
     }
-    return {
-      scope: r.scope as BudgetScope,
-      limitUsd: r.limitUsd,
-      window,
-      windowText: windowText(window),
-      enforcement: (r.enforcement as 'hard' | 'soft' | undefined) ?? defaultEnforcement,
-      warnAt: r.warnAt as number | undefined,
-    };
+    return budgetRule(r.scope as BudgetScope, unit, limit, window, (r.enforcement as 'hard' | 'soft' | undefined) ?? defaultEnforcement, r.warnAt as number | undefined);
   });
+}
+
+/** A resolved rule from its parts. */
+export function budgetRule(scope: BudgetScope, unit: 'usd' | 'tokens', limit: number, window: BudgetWindowValue, enforcement: 'hard' | 'soft', warnAt: number | undefined): ResolvedBudgetRule {
+  return {
+    scope,
+    ...(unit === 'usd' ? { limitUsd: limit } : { limitTokens: limit }),
+    window: window.ms,
+    ...(window.calendar ? { calendar: window.calendar } : {}),
+    windowText: budgetWindowText(window),
+    enforcement,
+    warnAt,
+  };
+}
+
+/** Checks `tiers` (and that `defaultTier`, when set, names one). */
+export function validateTiers(value: unknown, defaultTier: string | undefined, defaultEnforcement: 'hard' | 'soft'): Record<string, ResolvedTier> {
+  const out: Record<string, ResolvedTier> = {};
+  if (value !== undefined) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new GuardConfigError('tiers', describeValue(value), 'an object of tier name → { perScope?, budgets? }');
+    for (const [name, tier] of Object.entries(value)) {
+      if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) throw new GuardConfigError(`tiers.${name}`, 'a tier name', '1–64 letters, digits or _ . : -');
+      if (typeof tier !== 'object' || tier === null || Array.isArray(tier)) throw new GuardConfigError(`tiers.${name}`, describeValue(tier), 'an object { perScope?, budgets? }');
+      const t = tier as Record<string, unknown>;
+      for (const key of Object.keys(t)) if (key !== 'perScope' && key !== 'budgets') throw new GuardConfigError(`tiers.${name}.${key}`, 'an unknown key', 'one of perScope, budgets');
+      out[name] = {
+        name,
+        perScope: t.perScope === undefined ? undefined : validatePerScope(t.perScope, `tiers.${name}.perScope`),
+        // The global budget is the guard's own: a tier sets its scopes' budgets only.
+        budgets: t.budgets === undefined ? undefined : validateBudgetRules(t.budgets, defaultEnforcement, `tiers.${name}.budgets`, SCOPE_KINDS),
+      };
+    }
+  }
+  if (defaultTier !== undefined && !out[defaultTier]) {
+    throw new GuardConfigError('defaultTier', JSON.stringify(defaultTier), Object.keys(out).length ? `one of the tiers: ${Object.keys(out).join(', ')}` : 'a tier defined in `tiers` (none is)');
+  }
+  return out;
 }
 
 const PRICE_FIELDS = ['inputPerMTok', 'outputPerMTok', 'cacheReadPerMTok', 'cacheWritePerMTok', 'cacheWrite1hPerMTok', 'maxOutputTokens'];
@@ -95,23 +135,23 @@ const SCOPE_LIMIT_FIELDS: Record<string, SettingType> = {
   requestsPerMinute: { kind: 'number', min: 0, max: 1e12, exclusiveMin: true },
 };
 
-export function validatePerScope(value: unknown): ResolvedConfig['limits']['perScope'] {
+export function validatePerScope(value: unknown, where = 'limits.perScope'): ResolvedConfig['limits']['perScope'] {
   if (value === undefined) return {};
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new GuardConfigError('limits.perScope', describeValue(value), `an object { ${SCOPE_KINDS.map((k) => `${k}?`).join(', ')} }`);
+    throw new GuardConfigError(where, describeValue(value), `an object { ${SCOPE_KINDS.map((k) => `${k}?`).join(', ')} }`);
   }
   const out: ResolvedConfig['limits']['perScope'] = {};
   for (const [scope, limits] of Object.entries(value)) {
     if (!(SCOPE_KINDS as readonly string[]).includes(scope)) {
-      throw new GuardConfigError(`limits.perScope.${scope}`, 'an unknown scope', `one of ${SCOPE_KINDS.join(', ')}`);
+      throw new GuardConfigError(`${where}.${scope}`, 'an unknown scope', `one of ${SCOPE_KINDS.join(', ')}`);
     }
     if (typeof limits !== 'object' || limits === null) {
-      throw new GuardConfigError(`limits.perScope.${scope}`, describeValue(limits), 'an object { maxConcurrent?, requestsPerMinute? }');
+      throw new GuardConfigError(`${where}.${scope}`, describeValue(limits), 'an object { maxConcurrent?, requestsPerMinute? }');
     }
     for (const [key, v] of Object.entries(limits)) {
       const type = SCOPE_LIMIT_FIELDS[key];
-      if (!type) throw new GuardConfigError(`limits.perScope.${scope}.${key}`, 'an unknown key', `one of ${Object.keys(SCOPE_LIMIT_FIELDS).join(', ')}`);
-      if (coerce(type, v, false) === BAD) throw new GuardConfigError(`limits.perScope.${scope}.${key}`, describeValue(v), allowedText(type));
+      if (!type) throw new GuardConfigError(`${where}.${scope}.${key}`, 'an unknown key', `one of ${Object.keys(SCOPE_LIMIT_FIELDS).join(', ')}`);
+      if (coerce(type, v, false) === BAD) throw new GuardConfigError(`${where}.${scope}.${key}`, describeValue(v), allowedText(type));
     }
     out[scope as 'user'] = { ...limits };
   }

@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import { windowText } from '../internal/windows';
+import { shownKey } from '../money/budget-lines';
 
 export interface SharedRateState {
   dimension: string;
@@ -19,6 +20,8 @@ export interface SharedRateState {
 export interface SharedBudgetState {
   key: string;
   window: string;
+  /** 'tokens' for a token quota: then spentUsd and reservedUsd count tokens. */
+  unit: 'usd' | 'tokens';
   spentUsd: number;
   reservedUsd: number;
   liveReservations: number;
@@ -73,14 +76,17 @@ export async function readSharedState(client: Redis, name: string): Promise<Shar
     cursor = next;
     for (const key of keys) {
       const fields = await client.hgetall(key);
-      const window = Number(fields.w ?? 0);
+      // A calendar window is stored as 'c:<period start>:<period end>' (see money/redis-scripts.ts).
+      const calendar = fields.w?.startsWith('c:') ? fields.w.slice(2).split(':').map(Number) : undefined;
+      const window = calendar ? 0 : Number(fields.w ?? 0);
       const slice = window > 0 ? Math.max(1, Math.floor(window / 60)) : 0;
+      const counts = (start: number) => (calendar ? start >= calendar[0]! && now < calendar[1]! : window <= 0 || start + slice + window > now);
       let spentUsd = 0;
       let reservedUsd = 0;
       let liveReservations = 0;
       for (const [field, value] of Object.entries(fields)) {
         if (field.startsWith('s:')) {
-          if (window <= 0 || Number(field.slice(2)) + slice + window > now) spentUsd += Number(value);
+          if (counts(Number(field.slice(2)))) spentUsd += Number(value);
         } else if (field.startsWith('r:')) {
           const [usd, expires] = value.split(' ').map(Number);
           if (expires! > now) {
@@ -89,7 +95,8 @@ export async function readSharedState(client: Redis, name: string): Promise<Shar
           }
         }
       }
-      state.budgets.push({ key: key.slice(`${prefix}budget:`.length), window: windowText(window > 0 ? window : Infinity), spentUsd, reservedUsd, liveReservations });
+      const { key: shown, unit } = shownKey(key.slice(`${prefix}budget:`.length));
+      state.budgets.push({ key: shown, unit, window: calendar ? `calendar period to ${new Date(calendar[1]!).toISOString()}` : windowText(window > 0 ? window : Infinity), spentUsd, reservedUsd, liveReservations });
     }
   } while (cursor !== '0');
   state.budgets.sort((a, b) => b.spentUsd + b.reservedUsd - (a.spentUsd + a.reservedUsd));

@@ -1,6 +1,6 @@
 import { SharedStateUnavailableError } from '../errors';
 import type { ResolvedConfig } from '../config/options';
-import { MemoryLedger, type BudgetLine, type BudgetState, type Ledger, type ReserveResult } from '../money/ledger';
+import { MemoryLedger, amountFor, type Amounts, type BudgetLine, type BudgetState, type Ledger, type ReserveResult } from '../money/ledger';
 import { RedisLedger } from '../money/redis-ledger';
 import type { SharedStore } from './shared-store';
 
@@ -21,7 +21,7 @@ export class SharedLedger implements Ledger {
   private local = new MemoryLedger();
   private readonly held = new Map<string, Held>();
   /** Charges Redis has not recorded yet, replayed in order when it is back. */
-  private readonly pending: Array<{ id: string; usd: number; lines: BudgetLine[] }> = [];
+  private readonly pending: Array<{ id: string; amounts: Amounts; lines: BudgetLine[] }> = [];
   /** Keys the local ledger was started for (from their last state in Redis) in this outage. */
   private seeded = new Set<string>();
   private flushing: Promise<void> | undefined;
@@ -45,11 +45,11 @@ export class SharedLedger implements Ledger {
     return this.pending.length;
   }
 
-  async reserve(id: string, lines: BudgetLine[], usd: number): Promise<ReserveResult> {
+  async reserve(id: string, lines: BudgetLine[], amounts: Amounts): Promise<ReserveResult> {
     // A call made while the first connection is still coming up waits for it: start is not an outage.
     if (await this.store.ready()) {
       try {
-        const result = await this.redis.reserve(id, lines, usd);
+        const result = await this.redis.reserve(id, lines, amounts);
         if (result.ok) this.held.set(id, { where: 'redis', lines });
         return result;
       } catch (error) {
@@ -58,17 +58,17 @@ export class SharedLedger implements Ledger {
     }
     if (this.failure === 'reject') throw new SharedStateUnavailableError('the budgets');
     this.seed(lines);
-    const result = this.local.reserve(id, lines, usd);
+    const result = this.local.reserve(id, lines, amounts);
     if (result.ok) this.held.set(id, { where: 'local', lines });
     return result;
   }
 
-  async extend(id: string, usd: number): Promise<ReserveResult> {
+  async extend(id: string, amounts: Amounts): Promise<ReserveResult> {
     const held = this.held.get(id);
     if (!held) return { ok: true, states: [] };
-    if (held.where === 'local') return this.local.extend(id, usd);
+    if (held.where === 'local') return this.local.extend(id, amounts);
     try {
-      return await this.redis.extend(id, usd);
+      return await this.redis.extend(id, amounts);
     } catch (error) {
       // Redis went away mid-stream: the stream goes on; its charge is kept and replayed.
       this.store.commandFailed(error);
@@ -76,22 +76,22 @@ export class SharedLedger implements Ledger {
     }
   }
 
-  async settle(id: string, usd: number): Promise<BudgetState[]> {
+  async settle(id: string, amounts: Amounts): Promise<BudgetState[]> {
     const held = this.held.get(id);
     if (!held) return [];
     this.held.delete(id);
     if (held.where === 'redis') {
       try {
-        return await this.redis.settle(id, usd, held.lines);
+        return await this.redis.settle(id, amounts, held.lines);
       } catch (error) {
         this.store.commandFailed(error);
         this.redis.forget(id);
-        this.chargeLocally(held.lines, usd);
+        this.chargeLocally(held.lines, amounts);
       }
     } else {
-      this.local.settle(id, usd);
+      this.local.settle(id, amounts);
     }
-    if (usd > 0) this.pending.push({ id, usd, lines: held.lines });
+    if (held.lines.some((l) => amountFor(l, amounts) > 0)) this.pending.push({ id, amounts, lines: held.lines });
     if (this.store.healthy) void this.flush();
     return this.local.states(held.lines.map((l) => l.key));
   }
@@ -110,11 +110,11 @@ export class SharedLedger implements Ledger {
     }
   }
 
-  async refund(lines: BudgetLine[], usd: number, chargedAt: number): Promise<void> {
+  async refund(lines: BudgetLine[], amounts: Amounts, chargedAt: number): Promise<void> {
     // Given back where it is now counted; lost (never over-given) when Redis is unreachable.
-    if (!this.store.healthy) return this.local.refund(lines, usd, chargedAt);
+    if (!this.store.healthy) return this.local.refund(lines, amounts, chargedAt);
     try {
-      await this.redis.refund(lines, usd, chargedAt);
+      await this.redis.refund(lines, amounts, chargedAt);
     } catch (error) {
       this.store.commandFailed(error);
     }
@@ -130,15 +130,16 @@ export class SharedLedger implements Ledger {
       if (this.seeded.has(line.key)) continue;
       this.seeded.add(line.key);
       const known = this.redis.lastKnown.get(line.key);
-      if (known) this.chargeLocally([line], known.spentUsd + known.reservedUsd);
+      // One line: the same amount whatever its unit.
+      if (known) this.chargeLocally([line], { usd: known.spent + known.reserved, tokens: known.spent + known.reserved });
     }
   }
 
-  private chargeLocally(lines: BudgetLine[], usd: number): void {
-    if (usd <= 0) return;
+  private chargeLocally(lines: BudgetLine[], amounts: Amounts): void {
+    if (!lines.some((l) => amountFor(l, amounts) > 0)) return;
     const id = `seed:${Math.random()}`;
     this.local.reserve(id, lines.map((l) => ({ ...l, hard: false })), 0);
-    this.local.settle(id, usd);
+    this.local.settle(id, amounts);
   }
 
   /** Replays what Redis missed; once all is in, the outage's local books are dropped. */
@@ -148,7 +149,7 @@ export class SharedLedger implements Ledger {
       while (this.pending.length && this.store.healthy) {
         const charge = this.pending[0]!;
         try {
-          await this.redis.settle(charge.id, charge.usd, charge.lines);
+          await this.redis.settle(charge.id, charge.amounts, charge.lines);
           this.pending.shift();
         } catch (error) {
           this.store.commandFailed(error);

@@ -1,6 +1,6 @@
 // Over 300 lines on purpose: acquire() is one ordered sequence of waits (shared rates, the pause,
 // scope slots, the main slot, token buckets) with one abandon path, and reads best in one place.
-import type { ResolvedConfig } from '../config/options';
+import type { ResolvedConfig, ResolvedTier } from '../config/options';
 import { RateLimitExceededError, SharedStateUnavailableError } from '../errors';
 import type { GuardEmitter } from '../events';
 import type { ProviderAdapter } from '../providers/adapter';
@@ -62,6 +62,8 @@ export class TrafficLimiter {
   private readonly main: Bucket;
   private readonly tokenBuckets: Partial<Record<TokenDimension, Bucket>> = {};
   private readonly scopes: ScopeLimiters;
+  /** Per-scope limiters of tiers that set their own (`tiers.<name>.perScope`), by tier. */
+  private tierScopes = new Map<string, ScopeLimiters>();
   private readonly gate: PauseGate;
   private readonly adaptive: AdaptivePlan;
   /** Distributed mode: the rates every process of this guard name shares. */
@@ -143,6 +145,12 @@ export class TrafficLimiter {
       }
     }
     if (previous && JSON.stringify(previous.limits.perScope) !== JSON.stringify(limits.perScope)) this.scopes.configure(limits.perScope);
+    if (previous && JSON.stringify(previous.tiers) !== JSON.stringify(config.tiers)) {
+      // Calls holding slots of the old tiers' limiters finish there; new calls use the new ones.
+      const old = this.tierScopes;
+      this.tierScopes = new Map();
+      for (const scopes of old.values()) void scopes.close();
+    }
     if (this.shared) {
       for (const dim of DIMENSIONS) {
         const perMinute = limits[CONFIG_KEY[dim]];
@@ -157,7 +165,15 @@ export class TrafficLimiter {
    * the queue is full, the call could never fit a token limit, or the wait would pass maxWaitMs;
    * gives up at maxWaitMs or when the caller aborts, and then nothing of it reaches the provider.
    */
-  async acquire(scope: Readonly<GuardScope>, weighIn: () => CallWeights, signal: AbortSignal | undefined, model: string | undefined): Promise<Lease> {
+  /** The per-scope limiters for a call in `tier`: the tier's own when it sets them, else the top-level ones. */
+  private scopeLimitersOf(tier: ResolvedTier | undefined): ScopeLimiters {
+    if (!tier?.perScope) return this.scopes;
+    let scopes = this.tierScopes.get(tier.name);
+    if (!scopes) this.tierScopes.set(tier.name, (scopes = new ScopeLimiters(tier.perScope)));
+    return scopes;
+  }
+
+  async acquire(scope: Readonly<GuardScope>, weighIn: () => CallWeights, signal: AbortSignal | undefined, model: string | undefined, tier?: ResolvedTier): Promise<Lease> {
     let weights = weighIn();
     const config = this.config;
     const { maxQueue, maxWaitMs } = config.limits;
@@ -170,7 +186,8 @@ export class TrafficLimiter {
       tokenWeights.outputTokens = weights.output;
     };
     this.refuseAtOnce(tokenWeights, maxWaitMs);
-    const scopeLimiters = this.scopes.limitersFor(scope);
+    const scopes = this.scopeLimitersOf(tier);
+    const scopeLimiters = scopes.limitersFor(scope);
     for (const scoped of scopeLimiters) {
       const wait = ScopeLimiters.waitMs(scoped);
       if (wait > maxWaitMs) {
@@ -219,7 +236,7 @@ export class TrafficLimiter {
       }
       for (const scoped of scopeLimiters) {
         const held = holdSlot(scoped.limiter);
-        if (held instanceof Promise) this.scopes.wake(scoped);
+        if (held instanceof Promise) scopes.wake(scoped);
         const grant = await held;
         if (abandoned) return grant.undo();
         grants.push(grant);
@@ -439,7 +456,11 @@ export class TrafficLimiter {
     if (paused) out.pausedUntil = new Date(this.gate.pausedUntil).toISOString();
     const learned = this.adaptive.status();
     if (learned) out.learned = learned;
-    if (this.scopes.active) out.scopes = this.scopes.sizes();
+    if (this.scopes.active || this.tierScopes.size) {
+      const sizes = this.scopes.sizes();
+      for (const scopes of this.tierScopes.values()) for (const [kind, n] of Object.entries(scopes.sizes())) sizes[kind] = (sizes[kind] ?? 0) + n;
+      out.scopes = sizes;
+    }
     if (this.deps.shared && this.shared) out.shared = { redis: this.deps.shared.store.status, rates: this.shared.rates };
     return out;
   }
@@ -456,6 +477,6 @@ export class TrafficLimiter {
       const { client, subscriber } = connection as unknown as { client: Redis; subscriber: Redis };
       await endClients([client, subscriber], { disconnect: () => connection.disconnect(false) });
     }
-    await Promise.all([this.main.close(), ...Object.values(this.tokenBuckets).map((b) => b.close()), this.shared?.close(), this.scopes.close()]);
+    await Promise.all([this.main.close(), ...Object.values(this.tokenBuckets).map((b) => b.close()), this.shared?.close(), this.scopes.close(), ...[...this.tierScopes.values()].map((s) => s.close())]);
   }
 }

@@ -1,20 +1,65 @@
-import type { ResolvedBudgetRule, ResolvedConfig } from '../config/options';
+import type { ResolvedBudgetRule, ResolvedConfig, ResolvedTier } from '../config/options';
+import { GuardConfigError } from '../errors';
 import type { GuardScope } from '../scope-kinds';
 import type { BudgetLine } from './ledger';
 
-/** The budget key a rule charges for a scope, or undefined when the call has no such scope. */
+/** What a rule counts: dollars (a budget) or tokens (a quota). */
+export function ruleUnit(rule: ResolvedBudgetRule): 'usd' | 'tokens' {
+  return rule.limitTokens !== undefined ? 'tokens' : 'usd';
+}
+
+/** A rule's limit in its unit. */
+export function ruleLimit(rule: ResolvedBudgetRule): number {
+  return rule.limitTokens ?? rule.limitUsd!;
+}
+
+/** A quota's ledger key: its scope key with this mark, apart from the same scope's budget. */
+const QUOTA_MARK = '#tokens';
+
+/** The budget key a rule charges for a scope ('global', 'user:alice'), or undefined when the call has no such scope. */
 export function budgetKey(rule: ResolvedBudgetRule, scope: Readonly<GuardScope>): string | undefined {
   if (rule.scope === 'global') return 'global';
   const id = scope[rule.scope];
   return id === undefined ? undefined : `${rule.scope}:${id}`;
 }
 
-/** The budgets a call in `scope` is charged to: global, and each scope it carries a budget for. */
-export function budgetLines(config: ResolvedConfig, scope: Readonly<GuardScope>): BudgetLine[] {
+/** The ledger key of a rule's line (a quota's is marked: a scope may have a budget and a quota). */
+export function ledgerKey(rule: ResolvedBudgetRule, key: string): string {
+  return ruleUnit(rule) === 'tokens' ? key + QUOTA_MARK : key;
+}
+
+/** A ledger key as people read it, and its unit. */
+export function shownKey(ledgerKey: string): { key: string; unit: 'usd' | 'tokens' } {
+  return ledgerKey.endsWith(QUOTA_MARK) ? { key: ledgerKey.slice(0, -QUOTA_MARK.length), unit: 'tokens' } : { key: ledgerKey, unit: 'usd' };
+}
+
+/**
+ * The tier a call in `scope` runs in: its own (`scope.tier`), else `defaultTier`, else none. An
+ * unknown tier is refused before anything is sent.
+ */
+export function tierOf(config: ResolvedConfig, scope: Readonly<GuardScope>): ResolvedTier | undefined {
+  const name = scope.tier ?? config.defaultTier;
+  if (name === undefined) return undefined;
+  const tier = config.tiers[name];
+  if (!tier) {
+    const known = Object.keys(config.tiers);
+    throw new GuardConfigError('scope.tier', JSON.stringify(name), known.length ? `one of the tiers: ${known.join(', ')}` : 'no tier (none is defined in `tiers`)', 'argument');
+  }
+  return tier;
+}
+
+/** The rules a call is charged to: the global ones always, then its tier's scope rules (or the top-level ones). */
+export function rulesFor(config: ResolvedConfig, tier: ResolvedTier | undefined): ResolvedBudgetRule[] {
+  if (!tier?.budgets) return config.cost.budgets;
+  return [...config.cost.budgets.filter((r) => r.scope === 'global'), ...tier.budgets];
+}
+
+/** The budgets and quotas a call in `scope` is charged to, as ledger lines. */
+export function budgetLines(config: ResolvedConfig, scope: Readonly<GuardScope>, tier: ResolvedTier | undefined): BudgetLine[] {
   const lines: BudgetLine[] = [];
-  for (const rule of config.cost.budgets) {
+  for (const rule of rulesFor(config, tier)) {
     const key = budgetKey(rule, scope);
-    if (key) lines.push({ key, limitUsd: rule.limitUsd, windowMs: rule.window, hard: rule.enforcement === 'hard' });
+    if (key) lines.push({ key: ledgerKey(rule, key), unit: ruleUnit(rule), limit: ruleLimit(rule), windowMs: rule.window, ...(rule.calendar ? { calendar: rule.calendar } : {}), hard: rule.enforcement === 'hard' });
   }
   return lines;
 }

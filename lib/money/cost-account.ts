@@ -4,6 +4,8 @@ import type { Usage } from '../providers/adapter';
 import { BudgetExceededError, type BudgetExceededDetails, type BudgetStage } from '../errors';
 import type { ReserveResult } from './ledger';
 import { budgetRefusal } from './refusals';
+import { shownKey } from './budget-lines';
+import { windowText } from '../internal/windows';
 
 /**
  * Where the money stages record what happened: a call's charge (the guard's totals, the call's
@@ -37,23 +39,50 @@ export class CostAccount {
         ...ctx.eventBase(),
         stage,
         key: details.key,
+        unit: details.unit ?? 'usd',
         limitUsd: details.limitUsd,
         spentUsd: details.spentUsd,
         estimatedUsd: details.estimatedUsd,
+        ...(details.limitTokens !== undefined ? { limitTokens: details.limitTokens, spentTokens: details.spentTokens } : {}),
       });
     }
     return new BudgetExceededError(message, { ...details, stage }, retryAfterMs !== undefined ? { retryAfterMs } : {});
   }
 
-  /** A budget had no room for `amountUsd` (a call's worst case, or a stream's cost so far). */
-  refused(ctx: CallContext, stage: 'pre-call' | 'stream', result: Extract<ReserveResult, { ok: false }>, amountUsd: number, extra: { partial?: Usage; waitedMs?: number } = {}): BudgetExceededError {
+  /**
+   * A budget or quota had no room: for the call's worst case `worst` (pre-call), or a stream's
+   * cost so far (stage 'stream').
+   */
+  refused(ctx: CallContext, stage: 'pre-call' | 'stream', result: Extract<ReserveResult, { ok: false }>, worst: { usd: number; tokens: number }, extra: { partial?: Usage; waitedMs?: number } = {}): BudgetExceededError {
     const { refusedBy, state } = result;
-    const scope = refusedBy.key === 'global' ? 'global' : (refusedBy.key.slice(0, refusedBy.key.indexOf(':')) as BudgetExceededDetails['scope']);
+    const { key, unit } = shownKey(refusedBy.key);
+    const scope = key === 'global' ? 'global' : (key.slice(0, key.indexOf(':')) as BudgetExceededDetails['scope']);
+    const tokens = unit === 'tokens';
     return this.exceeded(
       ctx,
       stage,
-      { scope, key: refusedBy.key, limitUsd: refusedBy.limitUsd, spentUsd: state.spentUsd, estimatedUsd: amountUsd, ...(extra.partial ? { partial: extra.partial, costUsd: amountUsd } : {}) },
-      budgetRefusal({ stage, amountUsd, key: refusedBy.key, limitUsd: refusedBy.limitUsd, windowMs: refusedBy.windowMs, spentUsd: state.spentUsd, reservedUsd: state.reservedUsd, nextReleaseAt: state.nextReleaseAt, ...(extra.waitedMs ? { waitedMs: extra.waitedMs } : {}) }),
+      {
+        scope,
+        key,
+        unit,
+        limitUsd: tokens ? NaN : refusedBy.limit,
+        spentUsd: tokens ? NaN : state.spent,
+        estimatedUsd: worst.usd,
+        ...(tokens ? { limitTokens: refusedBy.limit, spentTokens: state.spent, estimatedTokens: worst.tokens } : {}),
+        ...(extra.partial ? { partial: extra.partial, costUsd: worst.usd } : {}),
+      },
+      budgetRefusal({
+        stage,
+        unit,
+        amount: tokens ? worst.tokens : worst.usd,
+        key,
+        limit: refusedBy.limit,
+        window: refusedBy.calendar ? `calendar-${refusedBy.calendar}` : windowText(refusedBy.windowMs),
+        spent: state.spent,
+        reserved: state.reserved,
+        nextReleaseAt: state.nextReleaseAt,
+        ...(extra.waitedMs ? { waitedMs: extra.waitedMs } : {}),
+      }),
       state.nextReleaseAt ? state.nextReleaseAt - Date.now() : undefined,
     );
   }

@@ -1,68 +1,99 @@
 /**
- * The budget ledger: what was spent and what is reserved, per budget key, over sliding windows.
- * Reservations are atomic across every budget a call is charged to, so that settled + reserved
- * never passes a hard limit, whatever the concurrency. Pluggable: the in-memory ledger here, a
- * Redis one for several processes.
+ * The budget ledger: what was spent and what is reserved, per budget key, over sliding or
+ * calendar windows, in US dollars (budgets) or tokens (quotas). Reservations are atomic across
+ * every line a call is charged to, so that settled + reserved never passes a hard limit,
+ * whatever the concurrency. Pluggable: the in-memory ledger here, a Redis one for several processes.
  */
+import { calendarPeriod, type CalendarKind } from './calendar';
 
 export type MaybePromise<T> = T | Promise<T>;
 
-/** One budget a call is charged to. */
+/** What a line counts: dollars (a budget) or tokens (a quota). */
+export type Unit = 'usd' | 'tokens';
+
+/** One budget or quota a call is charged to. */
 export interface BudgetLine {
-  /** e.g. 'global', 'user:alice'. */
+  /** e.g. 'global', 'user:alice'; a quota's key differs from a budget's (see budgetLines). */
   key: string;
-  limitUsd: number;
+  /** Default 'usd'. */
+  unit?: Unit;
+  /** In the line's unit. */
+  limit: number;
+  /** A sliding window's length (Infinity: never resets); for a calendar window, its nominal length. */
   windowMs: number;
+  /** Set for a calendar window: everything resets at each UTC boundary. */
+  calendar?: CalendarKind;
   hard: boolean;
 }
 
 export interface BudgetState {
   key: string;
-  spentUsd: number;
-  reservedUsd: number;
-  /** When the oldest charge still counted leaves the window (undefined: nothing to release). */
+  /** In the line's unit. */
+  spent: number;
+  reserved: number;
+  /** When the oldest charge still counted leaves the window, or the period ends (undefined: nothing to release). */
   nextReleaseAt: number | undefined;
+  /** The limit it was last charged against (a tier's may differ from the top-level rule's). */
+  limit?: number;
+}
+
+/** What a call weighs on each kind of line; a number is dollars (every line a budget). */
+export type Amounts = number | { usd: number; tokens: number };
+
+/** The amount `amounts` puts on `line`. */
+export function amountFor(line: BudgetLine, amounts: Amounts): number {
+  return typeof amounts === 'number' ? amounts : amounts[line.unit ?? 'usd'];
 }
 
 export type ReserveResult =
   | { ok: true; states: BudgetState[] }
-  | { ok: false; refusedBy: BudgetLine; state: BudgetState; states: BudgetState[] };
+  | { ok: false; refusedBy: BudgetLine; state: BudgetState; states: BudgetState[]; amount: number };
 
 export interface Ledger {
-  /** Reserves `usd` on every line, or on none if a hard line has no room for it. */
-  reserve(id: string, lines: BudgetLine[], usd: number): MaybePromise<ReserveResult>;
-  /** Raises a reservation by `usd` (a stream that costs more than estimated), on the same terms. */
-  extend(id: string, usd: number): MaybePromise<ReserveResult>;
+  /** Reserves `amounts` on every line, or on none if a hard line has no room for its share. */
+  reserve(id: string, lines: BudgetLine[], amounts: Amounts): MaybePromise<ReserveResult>;
+  /** Raises a reservation by `amounts` (a stream that costs more than estimated), on the same terms. */
+  extend(id: string, amounts: Amounts): MaybePromise<ReserveResult>;
   /** Replaces the reservation with the actual charge, counted from now. */
-  settle(id: string, usd: number): MaybePromise<BudgetState[]>;
+  settle(id: string, amounts: Amounts): MaybePromise<BudgetState[]>;
   /** Drops the reservation: nothing was spent. */
   release(id: string): MaybePromise<void>;
   /**
    * Gives back part of an earlier charge made at `chargedAt` (a batch charged at its worst case,
    * trued up when its results are read). Nothing is given back once that charge left its window.
    */
-  refund(lines: BudgetLine[], usd: number, chargedAt: number): MaybePromise<void>;
+  refund(lines: BudgetLine[], amounts: Amounts, chargedAt: number): MaybePromise<void>;
   /** The state of budget keys (all live ones when `keys` is omitted, most spent first, up to `limit`). */
   states(keys?: string[], limit?: number): MaybePromise<BudgetState[]>;
   close?(): MaybePromise<void>;
 }
 
-/** Charges are kept in 60 slices of the window: a charge leaves at most 1/60 of it late, never early. */
+/** Charges are kept in 60 slices of a sliding window: a charge leaves at most 1/60 of it late, never early. */
 const SLICES = 60;
 const SWEEP_EVERY = 1024;
 
 interface KeyState {
+  limit: number;
   windowMs: number;
-  /** [slice start, usd] pairs, oldest first. */
+  calendar: CalendarKind | undefined;
+  /** [slice start (a calendar window: its period start), amount] pairs, oldest first. */
   charges: Array<[number, number]>;
   spent: number;
   reserved: number;
 }
 
+/** Where a charge made at `at` is kept: its slice (sliding) or its period (calendar). */
+function sliceOf(state: Pick<KeyState, 'windowMs' | 'calendar'>, at: number): number {
+  if (state.calendar) return calendarPeriod(state.calendar, at).start;
+  if (state.windowMs === Infinity) return 0;
+  const slice = state.windowMs / SLICES;
+  return Math.floor(at / slice) * slice;
+}
+
 /** The in-process ledger. Keys with nothing spent in their window and nothing reserved are dropped. */
 export class MemoryLedger implements Ledger {
   private readonly keys = new Map<string, KeyState>();
-  private readonly reservations = new Map<string, { usd: number; lines: BudgetLine[] }>();
+  private readonly reservations = new Map<string, { amounts: Amounts; lines: BudgetLine[] }>();
   private ops = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -70,68 +101,72 @@ export class MemoryLedger implements Ledger {
   private key(line: BudgetLine): KeyState {
     let state = this.keys.get(line.key);
     if (!state) {
-      state = { windowMs: line.windowMs, charges: [], spent: 0, reserved: 0 };
+      state = { limit: line.limit, windowMs: line.windowMs, calendar: line.calendar, charges: [], spent: 0, reserved: 0 };
       this.keys.set(line.key, state);
     }
+    state.limit = line.limit;
     return state;
   }
 
-  /** Forgets charges that left the window. */
+  /** Forgets charges that left the window (or belong to an earlier period). */
   private expire(state: KeyState, now: number): void {
-    if (state.windowMs === Infinity) return;
-    const slice = state.windowMs / SLICES;
-    while (state.charges.length && state.charges[0]![0] + slice + state.windowMs <= now) {
-      state.spent -= state.charges.shift()![1];
+    if (state.calendar) {
+      const start = calendarPeriod(state.calendar, now).start;
+      while (state.charges.length && state.charges[0]![0] < start) state.spent -= state.charges.shift()![1];
+    } else if (state.windowMs !== Infinity) {
+      const slice = state.windowMs / SLICES;
+      while (state.charges.length && state.charges[0]![0] + slice + state.windowMs <= now) state.spent -= state.charges.shift()![1];
     }
     if (state.charges.length === 0) state.spent = 0; // no float dust
   }
 
-  private view(key: string, state: KeyState): BudgetState {
+  private view(key: string, state: KeyState, now: number): BudgetState {
     const first = state.charges[0];
-    return {
-      key,
-      spentUsd: Math.max(0, state.spent),
-      reservedUsd: Math.max(0, state.reserved),
-      nextReleaseAt: first && state.windowMs !== Infinity ? first[0] + state.windowMs / SLICES + state.windowMs : undefined,
-    };
+    let nextReleaseAt: number | undefined;
+    if (first && state.calendar) nextReleaseAt = calendarPeriod(state.calendar, now).end;
+    else if (first && state.windowMs !== Infinity) nextReleaseAt = first[0] + state.windowMs / SLICES + state.windowMs;
+    return { key, spent: Math.max(0, state.spent), reserved: Math.max(0, state.reserved), nextReleaseAt, limit: state.limit };
   }
 
-  private admit(lines: BudgetLine[], usd: number): ReserveResult {
+  private admit(lines: BudgetLine[], amounts: Amounts): ReserveResult {
     const now = this.now();
     const states: BudgetState[] = [];
     for (const line of lines) {
       const state = this.key(line);
       this.expire(state, now);
-      const view = this.view(line.key, state);
+      const view = this.view(line.key, state, now);
       states.push(view);
+      const amount = amountFor(line, amounts);
       // A hair of tolerance: float sums of many small charges must not refuse an exact fit.
-      if (line.hard && view.spentUsd + view.reservedUsd + usd > line.limitUsd * (1 + 1e-12)) {
-        return { ok: false, refusedBy: line, state: view, states };
+      if (line.hard && view.spent + view.reserved + amount > line.limit * (1 + 1e-12)) {
+        return { ok: false, refusedBy: line, state: view, states, amount };
       }
     }
     return { ok: true, states };
   }
 
-  reserve(id: string, lines: BudgetLine[], usd: number): ReserveResult {
+  reserve(id: string, lines: BudgetLine[], amounts: Amounts): ReserveResult {
     this.maybeSweep();
-    const result = this.admit(lines, usd);
+    const result = this.admit(lines, amounts);
     if (!result.ok) return result;
-    for (const line of lines) this.key(line).reserved += usd;
-    this.reservations.set(id, { usd, lines });
-    return { ok: true, states: lines.map((l) => this.view(l.key, this.key(l))) };
+    const now = this.now();
+    for (const line of lines) this.key(line).reserved += amountFor(line, amounts);
+    this.reservations.set(id, { amounts, lines });
+    return { ok: true, states: lines.map((l) => this.view(l.key, this.key(l), now)) };
   }
 
-  extend(id: string, usd: number): ReserveResult {
+  extend(id: string, amounts: Amounts): ReserveResult {
     const r = this.reservations.get(id);
     if (!r) return { ok: true, states: [] };
-    const result = this.admit(r.lines, usd);
+    const result = this.admit(r.lines, amounts);
     if (!result.ok) return result;
-    for (const line of r.lines) this.key(line).reserved += usd;
-    r.usd += usd;
-    return { ok: true, states: r.lines.map((l) => this.view(l.key, this.key(l))) };
+    const now = this.now();
+    for (const line of r.lines) this.key(line).reserved += amountFor(line, amounts);
+    r.amounts = add(r.amounts, amounts);
+    return { ok: true, states: r.lines.map((l) => this.view(l.key, this.key(l), now)) };
   }
 
-  settle(id: string, usd: number): BudgetState[] {
+  settle(id: string, amounts: Amounts): BudgetState[] {
     const r = this.reservations.get(id);
     if (!r) return [];
     this.reservations.delete(id);
@@ -139,28 +174,29 @@ export class MemoryLedger implements Ledger {
     const out: BudgetState[] = [];
     for (const line of r.lines) {
       const state = this.key(line);
-      state.reserved -= r.usd;
-      if (usd > 0) {
-        const sliceStart = state.windowMs === Infinity ? 0 : Math.floor(now / (state.windowMs / SLICES)) * (state.windowMs / SLICES);
+      state.reserved -= amountFor(line, r.amounts);
+      const amount = amountFor(line, amounts);
+      if (amount > 0) {
+        const sliceStart = sliceOf(state, now);
         const last = state.charges[state.charges.length - 1];
-        if (last && last[0] === sliceStart) last[1] += usd;
-        else state.charges.push([sliceStart, usd]);
-        state.spent += usd;
+        if (last && last[0] === sliceStart) last[1] += amount;
+        else state.charges.push([sliceStart, amount]);
+        state.spent += amount;
       }
       this.expire(state, now);
-      out.push(this.view(line.key, state));
+      out.push(this.view(line.key, state, now));
     }
     return out;
   }
 
-  refund(lines: BudgetLine[], usd: number, chargedAt: number): void {
+  refund(lines: BudgetLine[], amounts: Amounts, chargedAt: number): void {
     for (const line of lines) {
       const state = this.keys.get(line.key);
-      if (!state || usd <= 0) continue;
-      const sliceStart = state.windowMs === Infinity ? 0 : Math.floor(chargedAt / (state.windowMs / SLICES)) * (state.windowMs / SLICES);
-      const entry = state.charges.find((c) => c[0] === sliceStart);
+      const amount = amountFor(line, amounts);
+      if (!state || amount <= 0) continue;
+      const entry = state.charges.find((c) => c[0] === sliceOf(state, chargedAt));
       if (!entry) continue;
-      const back = Math.min(entry[1], usd);
+      const back = Math.min(entry[1], amount);
       entry[1] -= back;
       state.spent -= back;
     }
@@ -170,7 +206,7 @@ export class MemoryLedger implements Ledger {
     const r = this.reservations.get(id);
     if (!r) return;
     this.reservations.delete(id);
-    for (const line of r.lines) this.key(line).reserved -= r.usd;
+    for (const line of r.lines) this.key(line).reserved -= amountFor(line, r.amounts);
   }
 
   states(keys?: string[], limit = 100): BudgetState[] {
@@ -179,9 +215,9 @@ export class MemoryLedger implements Ledger {
     for (const [key, state] of keys ? keys.map((k) => [k, this.keys.get(k)] as const) : this.keys) {
       if (!state) continue;
       this.expire(state, now);
-      out.push(this.view(key, state));
+      out.push(this.view(key, state, now));
     }
-    return keys ? out : out.sort((a, b) => b.spentUsd + b.reservedUsd - (a.spentUsd + a.reservedUsd)).slice(0, limit);
+    return keys ? out : out.sort((a, b) => b.spent + b.reserved - (a.spent + a.reserved)).slice(0, limit);
   }
 
   /** How many budget keys are held (for memory checks). */
@@ -197,4 +233,11 @@ export class MemoryLedger implements Ledger {
       if (state.charges.length === 0 && state.reserved <= 1e-12) this.keys.delete(key);
     }
   }
+}
+
+function add(a: Amounts, b: Amounts): Amounts {
+  if (typeof a === 'number' && typeof b === 'number') return a + b;
+  const x = typeof a === 'number' ? { usd: a, tokens: 0 } : a;
+  const y = typeof b === 'number' ? { usd: b, tokens: 0 } : b;
+  return { usd: x.usd + y.usd, tokens: x.tokens + y.tokens };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { BudgetLine, BudgetState, Ledger, ReserveResult } from './ledger';
+import { amountFor, type Amounts, type BudgetLine, type BudgetState, type Ledger, type ReserveResult } from './ledger';
+import { calendarPeriod } from './calendar';
 import { REFUND, RELEASE, RESERVE, SETTLE, STATES, TOUCH } from './redis-scripts';
 import { redisScript as script, runScript } from '../internal/redis-script';
 
@@ -9,7 +10,15 @@ export const RESERVATION_TTL_MS = 60_000;
 /** How long a settled call is remembered, so that a resent settle never charges twice. */
 const SETTLED_MARKER_TTL_MS = 6 * 3_600_000;
 
-const windowArg = (ms: number) => (ms === Infinity ? '0' : String(Math.round(ms)));
+/** A line's window as the scripts read it (a calendar one as its period at `at`: see redis-scripts.ts). */
+function windowArg(line: Pick<BudgetLine, 'windowMs' | 'calendar'>, at = Date.now()): string {
+  if (line.calendar) {
+    const period = calendarPeriod(line.calendar, at);
+    return `c:${period.start}:${period.end}`;
+  }
+  return line.windowMs === Infinity ? '0' : String(Math.round(line.windowMs));
+}
+const amountArg = (n: number) => String(n);
 
 const SCRIPTS = { reserve: script(RESERVE), settle: script(SETTLE), release: script(RELEASE), touch: script(TOUCH), states: script(STATES), refund: script(REFUND) };
 
@@ -25,7 +34,7 @@ export class RedisLedger implements Ledger {
   private readonly instance = randomUUID().slice(0, 12);
   private renewTimer: ReturnType<typeof setInterval> | undefined;
   /** The last state seen per budget key (for status() and for a fallback to start from). */
-  readonly lastKnown = new Map<string, BudgetState & { windowMs: number }>();
+  readonly lastKnown = new Map<string, BudgetState & { line: BudgetLine }>();
 
   constructor(
     private readonly client: Redis,
@@ -48,33 +57,33 @@ export class RedisLedger implements Ledger {
       const release = Number(flat[offset + i * 3 + 2]);
       const state: BudgetState = {
         key: lines[i]!.key,
-        spentUsd: Math.max(0, Number(flat[offset + i * 3])),
-        reservedUsd: Math.max(0, Number(flat[offset + i * 3 + 1])),
+        spent: Math.max(0, Number(flat[offset + i * 3])),
+        reserved: Math.max(0, Number(flat[offset + i * 3 + 1])),
         nextReleaseAt: release > 0 ? release : undefined,
       };
       states.push(state);
-      this.remember(state, lines[i]!.windowMs);
+      this.remember(state, lines[i]!);
     }
     return states;
   }
 
-  private remember(state: BudgetState, windowMs: number): void {
+  private remember(state: BudgetState, line: BudgetLine): void {
     if (this.lastKnown.size > 10_000 && !this.lastKnown.has(state.key)) this.lastKnown.clear();
-    this.lastKnown.set(state.key, { ...state, windowMs });
+    this.lastKnown.set(state.key, { ...state, line });
   }
 
-  private async admit(id: string, lines: BudgetLine[], usd: number, extend: boolean): Promise<ReserveResult> {
-    const args = [this.rid(id), String(usd), String(this.ttlMs), extend ? '1' : '0'];
-    for (const line of lines) args.push(String(line.limitUsd), windowArg(line.windowMs), line.hard ? '1' : '0');
+  private async admit(id: string, lines: BudgetLine[], amounts: Amounts, extend: boolean): Promise<ReserveResult> {
+    const args = [this.rid(id), String(this.ttlMs), extend ? '1' : '0'];
+    for (const line of lines) args.push(String(line.limit), windowArg(line), line.hard ? '1' : '0', amountArg(amountFor(line, amounts)));
     const reply = (await runScript(this.client, SCRIPTS.reserve, lines.map((l) => this.budgetKey(l.key)), args)) as unknown[];
     if (Number(reply[0]) === 1) return { ok: true, states: this.parseStates(lines, reply, 1) };
     const index = Number(reply[1]) - 1;
     const states = this.parseStates(lines, reply, 2);
-    return { ok: false, refusedBy: lines[index]!, state: states[index]!, states };
+    return { ok: false, refusedBy: lines[index]!, state: states[index]!, states, amount: amountFor(lines[index]!, amounts) };
   }
 
-  async reserve(id: string, lines: BudgetLine[], usd: number): Promise<ReserveResult> {
-    const result = await this.admit(id, lines, usd, false);
+  async reserve(id: string, lines: BudgetLine[], amounts: Amounts): Promise<ReserveResult> {
+    const result = await this.admit(id, lines, amounts, false);
     if (result.ok) {
       this.held.set(id, lines);
       this.startRenewing();
@@ -82,17 +91,19 @@ export class RedisLedger implements Ledger {
     return result;
   }
 
-  async extend(id: string, usd: number): Promise<ReserveResult> {
+  async extend(id: string, amounts: Amounts): Promise<ReserveResult> {
     const lines = this.held.get(id);
     if (!lines) return { ok: true, states: [] };
-    return this.admit(id, lines, usd, true);
+    return this.admit(id, lines, amounts, true);
   }
 
   /** Settles a reservation of this process; with `lines`, charges a call reserved elsewhere (a replay). */
-  async settle(id: string, usd: number, lines = this.held.get(id)): Promise<BudgetState[]> {
+  async settle(id: string, amounts: Amounts, lines = this.held.get(id)): Promise<BudgetState[]> {
     if (!lines) return [];
     const keys = [...lines.map((l) => this.budgetKey(l.key)), `${this.prefix}settled:${this.rid(id)}`];
-    const reply = (await runScript(this.client, SCRIPTS.settle, keys, [this.rid(id), String(usd), String(SETTLED_MARKER_TTL_MS), ...lines.map((l) => windowArg(l.windowMs))])) as unknown[];
+    const args = [this.rid(id), String(SETTLED_MARKER_TTL_MS)];
+    for (const line of lines) args.push(windowArg(line), amountArg(amountFor(line, amounts)));
+    const reply = (await runScript(this.client, SCRIPTS.settle, keys, args)) as unknown[];
     this.forget(id);
     return this.parseStates(lines, reply, 0);
   }
@@ -104,9 +115,11 @@ export class RedisLedger implements Ledger {
     this.forget(id);
   }
 
-  async refund(lines: BudgetLine[], usd: number, chargedAt: number): Promise<void> {
-    if (usd <= 0 || !lines.length) return;
-    await runScript(this.client, SCRIPTS.refund, lines.map((l) => this.budgetKey(l.key)), [String(usd), String(chargedAt), ...lines.map((l) => windowArg(l.windowMs))]);
+  async refund(lines: BudgetLine[], amounts: Amounts, chargedAt: number): Promise<void> {
+    if (!lines.length) return;
+    const args = [String(chargedAt)];
+    for (const line of lines) args.push(windowArg(line, chargedAt), amountArg(amountFor(line, amounts)));
+    await runScript(this.client, SCRIPTS.refund, lines.map((l) => this.budgetKey(l.key)), args);
   }
 
   /** Drops a reservation from this process's books only (Redis lets it expire). */
@@ -119,18 +132,18 @@ export class RedisLedger implements Ledger {
   }
 
   /** States of the given keys read from Redis (windows as in `lines`). */
-  async read(lines: Array<Pick<BudgetLine, 'key' | 'windowMs'>>): Promise<BudgetState[]> {
+  async read(lines: BudgetLine[]): Promise<BudgetState[]> {
     if (!lines.length) return [];
-    const reply = (await runScript(this.client, SCRIPTS.states, lines.map((l) => this.budgetKey(l.key)), lines.map((l) => windowArg(l.windowMs)))) as unknown[];
-    return this.parseStates(lines as BudgetLine[], reply, 0);
+    const reply = (await runScript(this.client, SCRIPTS.states, lines.map((l) => this.budgetKey(l.key)), lines.map((l) => windowArg(l)))) as unknown[];
+    return this.parseStates(lines, reply, 0);
   }
 
   /** What this process last saw of each budget key (most spent first): status() cannot wait on Redis. */
   states(keys?: string[], limit = 100): BudgetState[] {
     const all = keys ? keys.map((k) => this.lastKnown.get(k)).filter((s) => s !== undefined) : [...this.lastKnown.values()];
     return all
-      .map(({ windowMs: _w, ...state }) => state)
-      .sort((a, b) => b.spentUsd + b.reservedUsd - (a.spentUsd + a.reservedUsd))
+      .map(({ line, ...state }) => ({ ...state, limit: line.limit }))
+      .sort((a, b) => b.spent + b.reserved - (a.spent + a.reserved))
       .slice(0, limit);
   }
 

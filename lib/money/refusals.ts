@@ -2,7 +2,6 @@
  * What a refusal or a cut says, as pure functions: the numbers that decided it, what was sent
  * (nothing, before a call), and what the caller can do.
  */
-import { windowText } from '../internal/windows';
 
 /** Dollars for people: 6 decimals under a cent, else 4. */
 export const usd = (n: number) => `$${n.toFixed(n < 0.01 ? 6 : 4)}`;
@@ -25,22 +24,29 @@ export function callCapRefusal(p: {
   );
 }
 
+/** Tokens for people: 12,345 tokens. */
+const tokens = (n: number) => `${Math.round(n).toLocaleString('en')} tokens`;
+
 export function budgetRefusal(p: {
   stage: 'pre-call' | 'stream';
-  /** The call's worst case (pre-call) or its cost so far (stream). */
-  amountUsd: number;
+  unit: 'usd' | 'tokens';
+  /** The call's worst case (pre-call) or its cost so far (stream), in the unit. */
+  amount: number;
   key: string;
-  limitUsd: number;
-  windowMs: number;
-  spentUsd: number;
-  reservedUsd: number;
+  limit: number;
+  /** The window as people write it: '1h', 'calendar-day'. */
+  window: string;
+  spent: number;
+  reserved: number;
   nextReleaseAt: number | undefined;
   waitedMs?: number;
 }): string {
-  const left = Math.max(0, p.limitUsd - p.spentUsd - p.reservedUsd);
-  const what = p.stage === 'pre-call' ? `Refused before sending: the worst case of this call (${usd(p.amountUsd)})` : `Stopped mid-stream: this call (${usd(p.amountUsd)} so far)`;
+  const fmt = p.unit === 'usd' ? usd : tokens;
+  const left = Math.max(0, p.limit - p.spent - p.reserved);
+  const what = p.stage === 'pre-call' ? `Refused before sending: the worst case of this call (${fmt(p.amount)})` : `Stopped mid-stream: this call (${fmt(p.amount)} so far)`;
+  const rule = p.unit === 'usd' ? `budget ${p.key}` : `token quota ${p.key}`;
   return (
-    `${what} does not fit in budget ${p.key}: ${usd(p.limitUsd)} per ${windowText(p.windowMs)}, ${usd(p.spentUsd)} spent and ${usd(p.reservedUsd)} reserved, ${usd(left)} left.` +
+    `${what} does not fit in ${rule}: ${fmt(p.limit)} per ${p.window}, ${fmt(p.spent)} spent and ${fmt(p.reserved)} reserved, ${fmt(left)} left.` +
     (p.waitedMs ? ` It waited ${p.waitedMs} ms for calls in flight to settle (cost.budgetWaitMs).` : '') +
     (p.nextReleaseAt ? ` Room comes back from ${new Date(p.nextReleaseAt).toISOString()}.` : '')
   );

@@ -6,24 +6,27 @@
  */
 import type { CallContext } from '../pipeline';
 import { BudgetQueue } from './budget-queue';
-import type { BudgetLine, Ledger, MaybePromise, ReserveResult } from './ledger';
+import type { Amounts, BudgetLine, Ledger, MaybePromise, ReserveResult } from './ledger';
 
 export type Refusal = Extract<ReserveResult, { ok: false }>;
 
-/** A call with room lowered to fit `roomUsd` (its max tokens clamped), or undefined when it cannot be. */
-export type ClampTo = (ctx: CallContext, roomUsd: number, refusedKey: string) => { ctx: CallContext; worstUsd: number } | undefined;
+/**
+ * A call with its max tokens clamped to fit what `refusal` says is left of the line that refused
+ * it, and its new worst case; undefined when it cannot be.
+ */
+export type ClampTo = (ctx: CallContext, refusal: Refusal) => { ctx: CallContext; worst: Amounts } | undefined;
 
 /** What was reserved, and the call as it goes on (clamped or not). */
 export interface Reserved {
   ctx: CallContext;
-  usd: number;
+  amounts: Amounts;
 }
 
 const resolved = <T>(value: MaybePromise<T>): Promise<T> => (value instanceof Promise ? value : Promise.resolve(value));
 
 /** Whether a refusal is only what calls in flight reserved: spent plus this call would fit. */
-function reservedInTheWay(result: Refusal, amount: number): boolean {
-  return result.state.reservedUsd > 0 && result.state.spentUsd + amount <= result.refusedBy.limitUsd * (1 + 1e-12);
+function reservedInTheWay(result: Refusal): boolean {
+  return result.state.reserved > 0 && result.state.spent + result.amount <= result.refusedBy.limit * (1 + 1e-12);
 }
 
 export class Reservations {
@@ -38,39 +41,38 @@ export class Reservations {
   }
 
   /**
-   * Reserves `worstUsd` on every line — at once when the ledger answers at once (the in-memory one
+   * Reserves `worst` on every line — at once when the ledger answers at once (the in-memory one
    * does) and nobody waits on these budgets. Throws what `refuse` makes of the last refusal.
    */
-  reserve(ctx: CallContext, id: string, lines: BudgetLine[], worstUsd: number, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error): Reserved | Promise<Reserved> {
-    if (this.queue.busy(lines.map((l) => l.key))) return this.reserveSlow(ctx, id, lines, worstUsd, clampTo, refuse, undefined);
-    const first = this.ledger.reserve(id, lines, worstUsd);
-    if (!(first instanceof Promise) && first.ok) return { ctx, usd: worstUsd };
-    return this.reserveSlow(ctx, id, lines, worstUsd, clampTo, refuse, first);
+  reserve(ctx: CallContext, id: string, lines: BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error): Reserved | Promise<Reserved> {
+    if (this.queue.busy(lines.map((l) => l.key))) return this.reserveSlow(ctx, id, lines, worst, clampTo, refuse, undefined);
+    const first = this.ledger.reserve(id, lines, worst);
+    if (!(first instanceof Promise) && first.ok) return { ctx, amounts: worst };
+    return this.reserveSlow(ctx, id, lines, worst, clampTo, refuse, first);
   }
 
   /** `first` is undefined when others already wait on these budgets: this call queues behind them. */
-  private async reserveSlow(ctx: CallContext, id: string, lines: BudgetLine[], worstUsd: number, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error, first: MaybePromise<ReserveResult> | undefined): Promise<Reserved> {
+  private async reserveSlow(ctx: CallContext, id: string, lines: BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error, first: MaybePromise<ReserveResult> | undefined): Promise<Reserved> {
     let result = first === undefined ? undefined : await resolved(first);
     let call = ctx;
-    let amount = worstUsd;
+    let amount = worst;
     const started = Date.now();
     const deadline = started + ctx.config.cost.budgetWaitMs;
     let ticket: ReturnType<BudgetQueue['enter']> | undefined;
     let queuedOn: string | undefined;
     try {
       for (;;) {
-        if (result?.ok) return { ctx: call, usd: amount };
+        if (result?.ok) return { ctx: call, amounts: amount };
         if (result) {
-          const room = result.refusedBy.limitUsd - result.state.spentUsd - result.state.reservedUsd;
-          const clamped = clampTo(call, room, result.refusedBy.key);
+          const clamped = clampTo(call, result);
           if (clamped) {
             call = clamped.ctx;
-            amount = clamped.worstUsd;
+            amount = clamped.worst;
             result = await resolved(this.ledger.reserve(id, lines, amount));
             continue;
           }
           // Settled spend alone is in the way (no wait can help), or the wait is over.
-          if (!reservedInTheWay(result, amount) || Date.now() >= deadline) break;
+          if (!reservedInTheWay(result) || Date.now() >= deadline) break;
         }
         const key = result?.refusedBy.key ?? this.queue.busy(lines.map((l) => l.key))!;
         if (key !== queuedOn || !ticket) {
@@ -81,7 +83,7 @@ export class Reservations {
         const current = ticket;
         if (!(await current.turn(deadline, ctx.signal))) {
           result ??= await resolved(this.ledger.reserve(id, lines, amount));
-          if (result.ok) return { ctx: call, usd: amount };
+          if (result.ok) return { ctx: call, amounts: amount };
           break;
         }
         result = await resolved(this.ledger.reserve(id, lines, amount));

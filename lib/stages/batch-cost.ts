@@ -28,7 +28,7 @@ const MAX_OPEN_BATCHES = 10_000;
 export class BatchCostStage implements Stage {
   readonly name = 'batchCost';
   /** Batches charged at their worst case, until their results are read: batch id → charge. */
-  private readonly batches = new Map<string, { usd: number; lines: BudgetLine[]; at: number }>();
+  private readonly batches = new Map<string, { usd: number; tokens: number; lines: BudgetLine[]; at: number }>();
 
   constructor(private readonly deps: BatchCostDeps) {}
 
@@ -60,12 +60,13 @@ export class BatchCostStage implements Stage {
       usage.inputTokens += input;
       usage.outputTokens += output;
     }
-    const lines = budgetLines(ctx.config, ctx.scope);
+    const lines = budgetLines(ctx.config, ctx.scope, ctx.tier);
     const ledger = this.deps.ledger;
     const id = `c${ctx.callId}`;
+    const charge = { usd: worst, tokens: usage.inputTokens + usage.outputTokens };
     if (lines.length) {
-      const result = await resolved(ledger.reserve(id, lines, worst));
-      if (!result.ok) throw this.deps.account.refused(ctx, 'pre-call', result, worst);
+      const result = await resolved(ledger.reserve(id, lines, charge));
+      if (!result.ok) throw this.deps.account.refused(ctx, 'pre-call', result, charge);
     }
     let response: Response;
     try {
@@ -82,11 +83,11 @@ export class BatchCostStage implements Stage {
       .clone()
       .json()
       .then((b: { id?: unknown }) => (typeof b.id === 'string' ? b.id : undefined), () => undefined);
-    if (lines.length) await resolved(ledger.settle(id, worst));
+    if (lines.length) await resolved(ledger.settle(id, charge));
     this.deps.account.charged(ctx, usage, worst);
     if (batchId) {
       if (this.batches.size >= MAX_OPEN_BATCHES) this.batches.delete(this.batches.keys().next().value!);
-      this.batches.set(batchId, { usd: worst, lines, at: Date.now() });
+      this.batches.set(batchId, { ...charge, lines, at: Date.now() });
     }
     return response;
   }
@@ -103,10 +104,14 @@ export class BatchCostStage implements Stage {
       .text()
       .then(async (text) => {
         let actual = 0;
-        for (const { model, usage } of ctx.adapter.batchResults!(ctx.request, text)) actual += ctx.prices.cost(model, usage, { batch: true });
+        let tokens = 0;
+        for (const { model, usage } of ctx.adapter.batchResults!(ctx.request, text)) {
+          actual += ctx.prices.cost(model, usage, { batch: true });
+          tokens += usage.inputTokens + usage.outputTokens;
+        }
         const back = charged.usd - actual;
         if (back <= 0) return;
-        await resolved(this.deps.ledger.refund(charged.lines, back, charged.at));
+        await resolved(this.deps.ledger.refund(charged.lines, { usd: back, tokens: Math.max(0, charged.tokens - tokens) }, charged.at));
         this.deps.account.refunded(back);
         this.deps.logger().debug({ batchId, chargedUsd: charged.usd, actualUsd: actual }, 'batch trued up to its actual cost');
       })

@@ -5,11 +5,14 @@ import type { Usage } from '../providers/adapter';
 import type { BudgetExceededError } from '../errors';
 import type { BudgetLine, BudgetState, Ledger, MaybePromise } from '../money/ledger';
 import { tapOf, type ResponseTap, type TapEnd } from '../internal/response-tap';
-import { budgetKey, budgetLines } from '../money/budget-lines';
+import { budgetKey, budgetLines, ledgerKey, ruleUnit, rulesFor, shownKey } from '../money/budget-lines';
 import { callCapRefusal, postCallOverrun, streamCapCut, usd } from '../money/refusals';
 import type { CostAccount } from '../money/cost-account';
 import type { UnpricedModels } from '../money/unpriced';
-import { Reservations } from '../money/reservations';
+import { Reservations, type Refusal } from '../money/reservations';
+
+/** A call's weight on budgets (dollars) and quotas (tokens). */
+type Weights = { usd: number; tokens: number };
 
 export interface CostGuardDeps {
   ledger: Ledger;
@@ -51,13 +54,15 @@ export class CostGuardStage implements Stage {
     if (!ctx.request.billable) return next(ctx);
     this.deps.unpriced.check(ctx.request.model, ctx.prices, ctx.adapter.name);
     let call = this.enforceCallCap(ctx);
-    const worst = this.worstCost(call);
-    const lines = budgetLines(ctx.config, ctx.scope);
+    const worst = this.worst(call);
+    const lines = budgetLines(ctx.config, ctx.scope, ctx.tier);
     const id = `c${ctx.callId}`;
-    let reserved = 0;
+    let reserved: Weights = { usd: 0, tokens: 0 };
     if (lines.length) {
       const r = this.reservations.reserve(call, id, lines, worst, this.clampTo, (result, waitedMs) => this.deps.account.refused(ctx, 'pre-call', result, worst, { waitedMs }));
-      ({ ctx: call, usd: reserved } = r instanceof Promise ? await r : r);
+      const done = r instanceof Promise ? await r : r;
+      call = done.ctx;
+      reserved = done.amounts as Weights;
     }
 
     const ledger = this.deps.ledger;
@@ -74,7 +79,7 @@ export class CostGuardStage implements Stage {
       if (lines.length) await resolved(this.reservations.freed(ledger.release(id)));
       return response;
     }
-    const cut = call.request.stream ? this.watchStream(call, tap, id, lines, worst, reserved) : () => undefined;
+    const cut = call.request.stream ? this.watchStream(call, tap, id, lines, worst.usd, reserved) : () => undefined;
     this.settleAtEnd(call, tap, id, lines, cut);
     return response;
   }
@@ -84,27 +89,27 @@ export class CostGuardStage implements Stage {
    * budgets for more room when it costs more than was reserved (cut when they have none).
    * Returns the cut, once there is one.
    */
-  private watchStream(ctx: CallContext, tap: ResponseTap, id: string, lines: BudgetLine[], worst: number, reservedUsd: number): () => BudgetExceededError | undefined {
+  private watchStream(ctx: CallContext, tap: ResponseTap, id: string, lines: BudgetLine[], worstUsd: number, reservedAtStart: Weights): () => BudgetExceededError | undefined {
     const cap = ctx.config.cost.maxCostPerCallUsd;
-    let reserved = reservedUsd;
+    let reserved = reservedAtStart;
     let cut: BudgetExceededError | undefined;
     let extending = false;
     tap.onProgress((usage) => {
       // The provider's final count means the generation is over: nothing left to stop (an
       // overrun then is a post-call one, and what was generated is delivered).
       if (usage.estimated !== true) return;
-      const running = this.price(ctx, usage);
-      if (running > cap) {
-        cut = this.deps.account.exceeded(ctx, 'stream', { scope: 'call', key: 'call', limitUsd: cap, spentUsd: 0, estimatedUsd: worst, partial: usage, costUsd: running }, streamCapCut({ costUsd: running, capUsd: cap }));
+      const running: Weights = { usd: this.price(ctx, usage), tokens: usage.inputTokens + usage.outputTokens };
+      if (running.usd > cap) {
+        cut = this.deps.account.exceeded(ctx, 'stream', { scope: 'call', key: 'call', limitUsd: cap, spentUsd: 0, estimatedUsd: worstUsd, partial: usage, costUsd: running.usd }, streamCapCut({ costUsd: running.usd, capUsd: cap }));
         tap.abort(cut);
-      } else if (lines.length && running > reserved && !extending) {
+      } else if (lines.length && (running.usd > reserved.usd || running.tokens > reserved.tokens) && !extending) {
         // More than estimated (e.g. the provider counted more input than we did): ask for room.
         extending = true;
-        const extra = running - reserved + (worst - running > 0 ? 0 : running * 0.1);
+        const extra: Weights = { usd: Math.max(0, running.usd - reserved.usd) * 1.1, tokens: Math.max(0, running.tokens - reserved.tokens) * 1.1 };
         void resolved(this.deps.ledger.extend(id, extra)).then((result) => {
           extending = false;
           if (result.ok) {
-            reserved += extra;
+            reserved = { usd: reserved.usd + extra.usd, tokens: reserved.tokens + extra.tokens };
             return;
           }
           if (tap.done) return;
@@ -127,7 +132,7 @@ export class CostGuardStage implements Stage {
       const cost = this.price(ctx, usage);
       if (usage.estimated && !cut && !end.error && !end.cancelled) this.warnEstimatedOnce(ctx, end.usage === undefined);
       if (lines.length) {
-        const states = this.reservations.freed(this.deps.ledger.settle(id, cost));
+        const states = this.reservations.freed(this.deps.ledger.settle(id, { usd: cost, tokens: usage.inputTokens + usage.outputTokens }));
         if (states instanceof Promise) void states.then((s) => this.warnings(ctx, lines, s), () => {});
         else this.warnings(ctx, lines, states);
       }
@@ -157,6 +162,12 @@ export class CostGuardStage implements Stage {
     return this.price(ctx, this.worstUsage(ctx));
   }
 
+  /** The call's worst case on budgets (dollars) and quotas (tokens). */
+  private worst(ctx: CallContext): Weights {
+    const usage = this.worstUsage(ctx);
+    return { usd: this.price(ctx, usage), tokens: usage.inputTokens + usage.outputTokens };
+  }
+
   /** How many output tokens fit in `room` dollars, given this call's input. */
   private outputThatFits(ctx: CallContext, room: number): number {
     const maxOut = this.maxOutput(ctx);
@@ -174,14 +185,17 @@ export class CostGuardStage implements Stage {
     return ctx.withMaxOutputTokens(tokens);
   }
 
-  /** onOverBudget 'clamp': the call lowered to what `room` dollars leave of a budget, if that is at least minOutputTokens. */
-  private readonly clampTo = (ctx: CallContext, room: number, key: string): { ctx: CallContext; worstUsd: number } | undefined => {
+  /** onOverBudget 'clamp': the call lowered to what is left of the line that refused it, if that is at least minOutputTokens. */
+  private readonly clampTo = (ctx: CallContext, refusal: Refusal): { ctx: CallContext; worst: Weights } | undefined => {
     const cost = ctx.config.cost;
     if (cost.onOverBudget !== 'clamp' || !ctx.request.maxOutputTokensField) return undefined;
-    const fits = Math.min(this.outputThatFits(ctx, room), this.maxOutput(ctx));
+    const room = refusal.refusedBy.limit - refusal.state.spent - refusal.state.reserved;
+    const byUnit = refusal.refusedBy.unit === 'tokens' ? Math.floor(room - ctx.inputTokens) : this.outputThatFits(ctx, room);
+    const fits = Math.min(byUnit, this.maxOutput(ctx));
     if (fits < cost.minOutputTokens) return undefined;
-    const clamped = this.clamped(ctx, fits, `worst case ${usd(this.worstCost(ctx))} is over what is left of budget ${key} (${usd(room)})`);
-    return { ctx: clamped, worstUsd: this.worstCost(clamped) };
+    const what = refusal.refusedBy.unit === 'tokens' ? `${Math.floor(room)} tokens` : usd(room);
+    const clamped = this.clamped(ctx, fits, `worst case is over what is left of ${refusal.refusedBy.unit === 'tokens' ? 'token quota' : 'budget'} ${shownKey(refusal.refusedBy.key).key} (${what})`);
+    return { ctx: clamped, worst: this.worst(clamped) };
   };
 
   /** Refuses, or clamps max tokens, when the worst case of one call is over the per-call cap. */
@@ -219,13 +233,14 @@ export class CostGuardStage implements Stage {
   }
 
   private warnings(ctx: CallContext, lines: BudgetLine[], states: BudgetState[]): void {
+    const rules = rulesFor(ctx.config, ctx.tier);
     for (const state of states) {
       const line = lines.find((l) => l.key === state.key);
-      const rule = line && ctx.config.cost.budgets.find((r) => budgetKey(r, ctx.scope) === state.key);
+      const rule = line && rules.find((r) => { const key = budgetKey(r, ctx.scope); return key !== undefined && ledgerKey(r, key) === state.key; });
       if (!line || rule?.warnAt === undefined) continue;
       // What was spent, not what is reserved: a reservation passing warnAt and its settlement
       // falling back under it would warn on every call.
-      const fraction = state.spentUsd / line.limitUsd;
+      const fraction = state.spent / line.limit;
       if (fraction < rule.warnAt) {
         this.warned.delete(state.key);
         continue;
@@ -234,7 +249,17 @@ export class CostGuardStage implements Stage {
       if (this.warned.size > 10_000) this.warned.clear();
       this.warned.add(state.key);
       if (this.deps.emitter.has('budget:warning')) {
-        this.deps.emitter.emit('budget:warning', { key: state.key, scope: rule.scope, limitUsd: line.limitUsd, spentUsd: state.spentUsd, fraction });
+        const unit = ruleUnit(rule);
+        const tokens = unit === 'tokens';
+        this.deps.emitter.emit('budget:warning', {
+          key: shownKey(state.key).key,
+          scope: rule.scope,
+          unit,
+          limitUsd: tokens ? NaN : line.limit,
+          spentUsd: tokens ? NaN : state.spent,
+          ...(tokens ? { limitTokens: line.limit, spentTokens: state.spent } : {}),
+          fraction,
+        });
       }
     }
   }

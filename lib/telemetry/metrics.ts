@@ -99,7 +99,7 @@ class GuardMetrics {
     gauge('guarded_llm_in_flight', 'Calls holding a concurrency slot.', ['guard', 'provider'], (g, s, guard) => g.set({ guard: guard.name, provider: guard.provider }, s.limiter.running));
     gauge('guarded_llm_budget_remaining_usd', 'What is left of each global budget (per-scope budgets have unbounded keys and are not exported).', ['guard', 'provider', 'window'], (g, s, guard) => {
       for (const b of s.budgets) {
-        if (b.scope === 'global') g.set({ guard: guard.name, provider: guard.provider, window: b.window }, Math.max(0, b.limitUsd - b.spentUsd - b.reservedUsd));
+        if (b.scope === 'global' && b.unit === 'usd') g.set({ guard: guard.name, provider: guard.provider, window: b.window }, Math.max(0, b.limitUsd - b.spentUsd - b.reservedUsd));
       }
     });
   }

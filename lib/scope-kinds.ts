@@ -6,8 +6,11 @@ export type ScopeKind = (typeof SCOPE_KINDS)[number];
 export const BUDGET_SCOPES = ['global', ...SCOPE_KINDS] as const;
 export type BudgetScope = (typeof BUDGET_SCOPES)[number];
 
-/** Who a call is for: budgets and per-scope limits are keyed by these; `tier` picks its limits and budgets. */
-export type GuardScope = { [K in ScopeKind]?: string } & { tier?: string };
+/**
+ * Who a call is for: budgets and per-scope limits are keyed by these; `tier` picks its limits and
+ * budgets; `priority` its place when calls queue (default 'normal').
+ */
+export type GuardScope = { [K in ScopeKind]?: string } & { tier?: string; priority?: 'high' | 'normal' | 'low' };
 
 /** Everything a scope may carry. */
-export const SCOPE_FIELDS = [...SCOPE_KINDS, 'tier'] as const;
+export const SCOPE_FIELDS = [...SCOPE_KINDS, 'tier', 'priority'] as const;

@@ -24,10 +24,13 @@ export function validateScope(scope: unknown, where = 'scope'): Readonly<GuardSc
       throw new GuardConfigError(`${where}.${key}`, 'an unknown scope key', `one of ${SCOPE_FIELDS.join(', ')}`, 'argument');
     }
     if (value === undefined) continue;
+    if (key === 'priority' && value !== 'high' && value !== 'normal' && value !== 'low') {
+      throw new GuardConfigError(`${where}.priority`, describeValue(value), '"high", "normal" or "low"', 'argument');
+    }
     if (typeof value !== 'string' || value.length === 0 || value.length > 256) {
       throw new GuardConfigError(`${where}.${key}`, describeValue(value), 'a non-empty string of at most 256 characters', 'argument');
     }
-    out[key as (typeof SCOPE_FIELDS)[number]] = value;
+    (out as Record<string, string>)[key] = value;
   }
   return Object.freeze(out);
 }

@@ -52,6 +52,11 @@ export interface LimitsOptions {
   maxQueue?: number;
   maxWaitMs?: number;
   adaptive?: boolean;
+  /**
+   * When calls queue, the capacity is dealt round-robin among the keys of this scope kind that
+   * have calls waiting (one tenant's flood cannot starve the others). Default 'tenant'.
+   */
+  fairShare?: ScopeKind | 'none';
   perScope?: Partial<Record<ScopeKind, ScopeLimits>>;
 }
 

@@ -45,6 +45,7 @@ export const SETTINGS = [
   { path: 'limits.outputTokensPerMinute', env: 'OUTPUT_TOKENS_PER_MINUTE', type: perMinute, default: undefined, description: 'output token ceiling (max tokens reserved at dispatch, refunded after)' },
   { path: 'limits.maxQueue', env: 'MAX_QUEUE', type: { kind: 'integer', min: 0, max: 10_000_000 }, default: 1000, description: 'calls waiting for a slot; beyond: RateLimitExceededError' },
   { path: 'limits.maxWaitMs', env: 'MAX_WAIT_MS', type: ms(0), default: 120_000, description: 'longest wait for a slot; beyond: RateLimitExceededError' },
+  { path: 'limits.fairShare', env: 'FAIR_SHARE', type: { kind: 'enum', values: ['tenant', 'user', 'session', 'workflow', 'none'] }, default: 'tenant', description: 'when calls queue, capacity is dealt round-robin among the keys of this scope kind' },
   { path: 'limits.adaptive', env: 'ADAPTIVE', type: bool, default: true, description: 'follow provider rate-limit headers and 429s' },
   { path: 'retry.retries', env: 'MAX_RETRIES', type: { kind: 'integer', min: 0, max: 100 }, default: 3, description: 'retries after the first attempt' },
   { path: 'retry.minDelayMs', env: 'RETRY_MIN_DELAY_MS', type: ms(0, 3_600_000), default: 1000, description: 'backoff base delay' },

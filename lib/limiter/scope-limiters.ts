@@ -1,178 +1,220 @@
-import Bottleneck from 'bottleneck';
-import { adjustReservoir, freeNow, isIdle, localReservoir, makeFast, setLocalSettings, stopGroupCleanup, takeNow } from '../internal/bottleneck';
 import type { ResolvedConfig } from '../config/options';
 import type { GuardScope, ScopeKind } from '../scope-kinds';
+import type { Grant } from './slots';
 
-/** A held slot in some limiter; `undo` gives it back as if the call never went. */
-export interface Grant {
-  release(): void;
-  undo(): void;
-}
+/** Live keys are looked over this often (every N calls, no timer) to drop the idle ones. */
+const SWEEP_EVERY = 1024;
 
-/** Idle per-scope limiters are dropped after this long: by then a per-minute bucket is full again. */
-export const SCOPE_IDLE_MS = 90_000;
-
-/** A grant whose release runs once; undo also gives the taken weight back to the reservoir. */
-function grant(limiter: Bottleneck, weight: number, free: () => void): Grant {
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    free();
-  };
-  return {
-    release,
-    undo: () => {
-      release();
-      adjustReservoir(limiter, weight);
-    },
-  };
-}
-
-/** A slot taken at once when nothing waits and there is room; undefined otherwise. */
-export function takeSlotNow(limiter: Bottleneck, weight = 1): Grant | undefined {
-  return takeNow(limiter, weight) ? grant(limiter, weight, () => freeNow(limiter, weight)) : undefined;
-}
-
-/** Takes one slot of a Bottleneck limiter and holds it until released. */
-export function holdSlot(limiter: Bottleneck, weight = 1): Promise<Grant> | Grant {
-  const now = takeSlotNow(limiter, weight);
-  if (now) return now;
-  return new Promise((granted, failed) => {
-    limiter
-      .schedule(
-        { weight },
-        () => new Promise<void>((done) => granted(grant(limiter, weight, done))),
-      )
-      .catch(failed);
-  });
-}
-
-/** One scope's limiter, with its refill rate and bucket size when it has a rate limit. */
+/** One scope key's limits (a user's, a tenant's…), as the traffic limiter uses them. */
 export interface ScopeLimiter {
-  key: string;
-  limiter: Bottleneck;
-  perMs: number | undefined;
-  capacity: number;
-  /** Drops the key's limiter if it holds nothing a fresh one would not (called after a release). */
+  /** e.g. 'user:alice'. */
+  readonly key: string;
+  /** The rate in calls per ms, when it has one. */
+  readonly perMs: number | undefined;
+  /** Its bucket: "10 per minute" holds 10. */
+  readonly capacity: number;
+  /** How long a new call would wait for the rate (those already waiting included); 0 = at once. */
+  waitMs(): number;
+  /** A slot at once when nobody waits and there is room; else undefined. */
+  takeNow(): Grant | undefined;
+  /** A slot, in arrival order. */
+  take(): Grant | Promise<Grant>;
+  /** Forgets the key if it holds nothing a fresh one would not (called after a release). */
   dropIfIdle(): void;
 }
 
+interface KindLimits {
+  maxConcurrent: number | undefined;
+  perMs: number | undefined;
+  capacity: number;
+}
+
 /**
- * Per-scope limits (`limits.perScope.user = { requestsPerMinute, maxConcurrent }`), one
- * Bottleneck.Group per scope kind, one limiter per key (user id, tenant id…), dropped when idle.
+ * One key's state, kept light (a few numbers; an array and a timer only while calls wait): the
+ * rate as GCRA — `tat` is when its bucket would be empty — and the calls holding a slot.
+ */
+class ScopeKey implements ScopeLimiter {
+  /** Theoretical arrival time: the bucket holds capacity - (tat - now) · perMs. */
+  private tat = 0;
+  private running = 0;
+  private waiters: Array<(grant: Grant) => void> | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    readonly key: string,
+    private readonly limits: KindLimits,
+    private readonly forget: () => void,
+  ) {}
+
+  get perMs(): number | undefined {
+    return this.limits.perMs;
+  }
+
+  get capacity(): number {
+    return this.limits.capacity;
+  }
+
+  /** How long until one more unit of the rate is there (0: now). */
+  private rateWaitMs(now: number): number {
+    const { perMs, capacity } = this.limits;
+    if (perMs === undefined) return 0;
+    return Math.max(0, Math.max(this.tat, now) + 1 / perMs - capacity / perMs - now);
+  }
+
+  private fits(now: number): boolean {
+    return (this.limits.maxConcurrent === undefined || this.running < this.limits.maxConcurrent) && this.rateWaitMs(now) === 0;
+  }
+
+  private grant(now: number): Grant {
+    const { perMs } = this.limits;
+    if (perMs !== undefined) this.tat = Math.max(this.tat, now) + 1 / perMs;
+    this.running++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      this.running--;
+      this.pump();
+    };
+    return {
+      release,
+      undo: () => {
+        release();
+        // As if it never went: its unit of the rate comes back.
+        if (perMs !== undefined) this.tat -= 1 / perMs;
+        this.pump();
+      },
+    };
+  }
+
+  waitMs(): number {
+    const { perMs } = this.limits;
+    if (perMs === undefined) return 0;
+    // Each call already waiting takes its own unit first.
+    return this.rateWaitMs(Date.now()) + (this.waiters?.length ?? 0) / perMs;
+  }
+
+  takeNow(): Grant | undefined {
+    const now = Date.now();
+    return this.waiters?.length || !this.fits(now) ? undefined : this.grant(now);
+  }
+
+  take(): Grant | Promise<Grant> {
+    const now = this.takeNow();
+    if (now) return now;
+    return new Promise((resolve) => {
+      (this.waiters ??= []).push(resolve);
+      this.pump();
+    });
+  }
+
+  /** Lets waiting calls go while there is room; wakes itself when the rate has the next unit. */
+  private pump(): void {
+    const waiters = this.waiters;
+    if (!waiters?.length) return;
+    const now = Date.now();
+    while (waiters.length && this.fits(now)) waiters.shift()!(this.grant(now));
+    if (!waiters.length) {
+      this.waiters = undefined;
+      return;
+    }
+    const wait = this.rateWaitMs(now);
+    if (wait > 0 && !this.timer) {
+      // The waiting call keeps the process alive (the limiter's keep-alive), not this timer.
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.pump();
+      }, Math.ceil(wait));
+      this.timer.unref();
+    }
+  }
+
+  /** Nothing held, nobody waiting, its bucket full again: a fresh key would be the same. */
+  get idle(): boolean {
+    return this.running === 0 && !this.waiters?.length && this.tat <= Date.now();
+  }
+
+  dropIfIdle(): void {
+    if (this.idle) this.forget();
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+/**
+ * Per-scope limits (`limits.perScope.user = { requestsPerMinute, maxConcurrent }`): one light
+ * state per live key (user id, tenant id…), dropped when it holds nothing a fresh one would not.
  * A per-scope rate is a fairness limit: its bucket holds the whole minute, so "10 per minute"
- * allows 10 at once. Its reservoir is refilled when the key is used (and by a one-shot timer only
- * while a call waits on it), never by a heartbeat: 100,000 keys cost no timers at all.
+ * allows 10 at once; it is exactly what was set (no provider margin). No timers, but one while
+ * calls of a key wait for its rate.
  */
 export class ScopeLimiters {
-  private groups = new Map<ScopeKind, { group: Bottleneck.Group; perMs: number | undefined; capacity: number }>();
-  private readonly refilledAt = new WeakMap<Bottleneck, number>();
-  private readonly wakeups = new WeakMap<Bottleneck, ReturnType<typeof setTimeout>>();
+  private kinds = new Map<ScopeKind, KindLimits>();
+  private keys = new Map<string, ScopeKey>();
+  private calls = 0;
 
   constructor(perScope: ResolvedConfig['limits']['perScope']) {
     this.configure(perScope);
   }
 
   configure(perScope: ResolvedConfig['limits']['perScope']): void {
-    const old = this.groups;
-    this.groups = new Map();
-    for (const [scope, limits] of Object.entries(perScope) as Array<[ScopeKind, NonNullable<(typeof perScope)['user']>]>) {
+    const kinds = new Map<ScopeKind, KindLimits>();
+    for (const [kind, limits] of Object.entries(perScope) as Array<[ScopeKind, NonNullable<(typeof perScope)['user']>]>) {
       if (!limits || (limits.maxConcurrent === undefined && limits.requestsPerMinute === undefined)) continue;
-      // Exactly what was set: a limit the operator put on their own users, not a provider's to stay under.
       const rate = limits.requestsPerMinute;
-      const capacity = rate === undefined ? 0 : Math.max(1, Math.floor(rate));
-      const options: Bottleneck.ConstructorOptions & { timeout: number } = {
-        maxConcurrent: limits.maxConcurrent ?? null,
-        reservoir: rate === undefined ? null : capacity,
-        // Idle this long, a key's bucket is full again: dropping it forgets nothing.
-        timeout: rate === undefined ? SCOPE_IDLE_MS : Math.ceil(capacity / (rate / 60_000)) + 5000,
-      };
-      const group = new Bottleneck.Group(options);
-      group.on('created', (limiter: Bottleneck) => {
-        makeFast(limiter);
-        this.refilledAt.set(limiter, Date.now());
-      });
-      this.groups.set(scope, { group, perMs: rate === undefined ? undefined : rate / 60_000, capacity });
+      kinds.set(kind, { maxConcurrent: limits.maxConcurrent, perMs: rate === undefined ? undefined : rate / 60_000, capacity: rate === undefined ? 0 : Math.max(1, Math.floor(rate)) });
     }
-    // Calls holding slots of replaced groups finish there; the old groups are dropped after.
-    for (const { group } of old.values()) stopGroupCleanup(group);
+    this.kinds = kinds;
+    // Calls holding slots of the old limits finish there; new calls start from fresh keys.
+    for (const key of this.keys.values()) key.close();
+    this.keys = new Map();
   }
 
   get active(): boolean {
-    return this.groups.size > 0;
+    return this.kinds.size > 0;
   }
 
   /** The limiters that apply to `scope`, outermost first. */
   limitersFor(scope: Readonly<GuardScope>): ScopeLimiter[] {
+    if (this.kinds.size === 0) return [];
+    if (++this.calls % SWEEP_EVERY === 0) this.sweep();
     const out: ScopeLimiter[] = [];
-    for (const [kind, { group, perMs, capacity }] of this.groups) {
-      const key = scope[kind];
-      if (key === undefined) continue;
-      const limiter = group.key(key);
-      const scoped: ScopeLimiter = {
-        key: `${kind}:${key}`,
-        limiter,
-        perMs,
-        capacity,
-        dropIfIdle: () => {
-          if (!isIdle(limiter)) return;
-          const reservoir = localReservoir(limiter);
-          if (reservoir !== null && reservoir < capacity) return;
-          void group.deleteKey(key);
-        },
-      };
-      this.refill(scoped);
-      out.push(scoped);
+    for (const [kind, limits] of this.kinds) {
+      const id = scope[kind];
+      if (id === undefined) continue;
+      const name = `${kind}:${id}`;
+      let key = this.keys.get(name);
+      if (!key) {
+        const keys = this.keys;
+        key = new ScopeKey(name, limits, () => keys.get(name) === key && keys.delete(name));
+        keys.set(name, key);
+      }
+      out.push(key);
     }
     return out;
   }
 
-  /** Adds what the scope's bucket earned since it was last refilled. */
-  private refill({ limiter, perMs, capacity }: ScopeLimiter): void {
-    if (perMs === undefined) return;
-    const now = Date.now();
-    const last = this.refilledAt.get(limiter) ?? now;
-    this.refilledAt.set(limiter, now);
-    const reservoir = localReservoir(limiter);
-    if (reservoir === null || reservoir >= capacity) return;
-    setLocalSettings(limiter, { reservoir: Math.min(capacity, reservoir + (now - last) * perMs) });
+  /** Drops keys that came back to nothing (a key left with its bucket not yet full is dropped here later). */
+  private sweep(): void {
+    for (const [name, key] of this.keys) if (key.idle) this.keys.delete(name);
   }
 
-  /** A call now waits on this scope: refill it when the next unit is due, until nothing waits. */
-  wake(scoped: ScopeLimiter): void {
-    const { limiter, perMs } = scoped;
-    if (perMs === undefined || this.wakeups.has(limiter)) return;
-    const reservoir = localReservoir(limiter) ?? 0;
-    const timer = setTimeout(() => {
-      this.wakeups.delete(limiter);
-      this.refill(scoped);
-      if (limiter.queued() > 0) this.wake(scoped);
-    }, Math.max(1, Math.ceil((1 - reservoir) / perMs)));
-    timer.unref(); // the waiting call keeps the process alive, not this timer
-    this.wakeups.set(limiter, timer);
-  }
-
-  /** How long a new call would wait for this scope's rate (0 = at once). */
-  static waitMs({ limiter, perMs }: ScopeLimiter): number {
-    const reservoir = localReservoir(limiter);
-    if (perMs === undefined || reservoir === null) return 0;
-    const need = limiter.queued() + 1 - reservoir;
-    return need > 0 ? need / perMs : 0;
-  }
-
-  /** How many keys are live, per scope kind. */
+  /** How many keys are live, per scope kind (idle ones are dropped first). */
   sizes(): Record<string, number> {
+    this.sweep();
     const out: Record<string, number> = {};
-    for (const [kind, { group }] of this.groups) out[kind] = group.keys().length;
+    for (const kind of this.kinds.keys()) out[kind] = 0;
+    for (const name of this.keys.keys()) {
+      const kind = name.slice(0, name.indexOf(':'));
+      out[kind] = (out[kind] ?? 0) + 1;
+    }
     return out;
   }
 
-  async close(): Promise<void> {
-    for (const { group } of this.groups.values()) {
-      stopGroupCleanup(group);
-      await Promise.all(group.keys().map((key) => group.deleteKey(key)));
-    }
-    this.groups.clear();
+  close(): void {
+    for (const key of this.keys.values()) key.close();
+    this.keys.clear();
   }
 }

@@ -6,9 +6,11 @@ import type { GuardEmitter } from '../events';
 import type { ProviderAdapter } from '../providers/adapter';
 import type { GuardScope } from '../scope-kinds';
 import { Bucket, CONFIG_KEY, DIMENSIONS, TOKEN_DIMENSIONS, configuredPlan, type BucketPlan, type Dimension, type TokenDimension } from './bucket';
-import { ScopeLimiters, holdSlot, takeSlotNow, type Grant, type ScopeLimiter } from './scope-limiters';
+import { ScopeLimiters, type ScopeLimiter } from './scope-limiters';
+import { holdSlot, takeSlotNow, type Grant } from './slots';
 import { AdaptivePlan, type SyncedLease } from './adaptive';
 import { PauseGate } from './pause-gate';
+import { FairQueue } from './fair-queue';
 import type Bottleneck from 'bottleneck';
 import type { Redis } from 'ioredis';
 import { endClients } from '../internal/end-client';
@@ -66,6 +68,8 @@ export class TrafficLimiter {
   private tierScopes = new Map<string, ScopeLimiters>();
   private readonly gate: PauseGate;
   private readonly adaptive: AdaptivePlan;
+  /** The order waiting calls get the main slot and token buckets in: priority, then fair share. */
+  private readonly fair = new FairQueue();
   /** Distributed mode: the rates every process of this guard name shares. */
   private readonly shared: SharedRates | undefined;
   private seq = 0;
@@ -149,7 +153,7 @@ export class TrafficLimiter {
       // Calls holding slots of the old tiers' limiters finish there; new calls use the new ones.
       const old = this.tierScopes;
       this.tierScopes = new Map();
-      for (const scopes of old.values()) void scopes.close();
+      for (const scopes of old.values()) scopes.close();
     }
     if (this.shared) {
       for (const dim of DIMENSIONS) {
@@ -189,7 +193,7 @@ export class TrafficLimiter {
     const scopes = this.scopeLimitersOf(tier);
     const scopeLimiters = scopes.limitersFor(scope);
     for (const scoped of scopeLimiters) {
-      const wait = ScopeLimiters.waitMs(scoped);
+      const wait = scoped.waitMs();
       if (wait > maxWaitMs) {
         throw new RateLimitExceededError(`Refused: ${scoped.key} is over its own rate limit for the next ${Math.ceil(wait)} ms (limits.perScope), longer than limits.maxWaitMs = ${maxWaitMs}; nothing was sent.`, {
           reason: 'max_wait',
@@ -224,6 +228,9 @@ export class TrafficLimiter {
     const taken: Array<[Bucket, number]> = [];
     const sharedTaken: SharedTaken = [];
     const scopeTaken: ScopeRate[] = [];
+    const fairShare = config.limits.fairShare;
+    const fairKey = fairShare === 'none' ? '' : (scope[fairShare] ?? '');
+    let leaveQueue: (() => void) | undefined;
     let abandoned = false;
     const isAbandoned = () => abandoned;
     const steps = async (): Promise<void> => {
@@ -235,24 +242,28 @@ export class TrafficLimiter {
         if (abandoned) return;
       }
       for (const scoped of scopeLimiters) {
-        const held = holdSlot(scoped.limiter);
-        if (held instanceof Promise) scopes.wake(scoped);
-        const grant = await held;
+        const grant = await scoped.take();
         if (abandoned) return grant.undo();
         grants.push(grant);
       }
-      const slot = await holdSlot(this.main.limiter);
-      if (abandoned) return slot.undo();
-      grants.push(slot);
-      this.main.countDispatch(1);
-      reweigh();
-      for (const dim of TOKEN_DIMENSIONS) {
-        const bucket = this.tokenBuckets[dim];
-        if (!bucket || tokenWeights[dim] <= 0) continue;
-        await bucket.take(tokenWeights[dim]);
-        if (abandoned) return bucket.refund(tokenWeights[dim]);
-        taken.push([bucket, tokenWeights[dim]]);
-      }
+      // The main slot and the token buckets, in the fair queue's order.
+      const turn = this.fair.turn(fairKey, scope.priority ?? 'normal', async () => {
+        if (abandoned) return;
+        const slot = await holdSlot(this.main.limiter);
+        if (abandoned) return slot.undo();
+        grants.push(slot);
+        this.main.countDispatch(1);
+        reweigh();
+        for (const dim of TOKEN_DIMENSIONS) {
+          const bucket = this.tokenBuckets[dim];
+          if (!bucket || tokenWeights[dim] <= 0) continue;
+          await bucket.take(tokenWeights[dim]);
+          if (abandoned) return bucket.refund(tokenWeights[dim]);
+          taken.push([bucket, tokenWeights[dim]]);
+        }
+      });
+      leaveQueue = turn.leave;
+      await turn.done;
       // A 429 seen while this call waited on token buckets holds it too.
       await this.gate.passed(isAbandoned);
     };
@@ -277,6 +288,7 @@ export class TrafficLimiter {
       ]);
     } catch (error) {
       abandoned = true;
+      leaveQueue?.();
       for (const grant of grants) grant.undo();
       for (const [bucket, weight] of taken) bucket.refund(weight);
       for (const [bucket, weight] of sharedTaken) bucket.refund(weight);
@@ -321,15 +333,15 @@ export class TrafficLimiter {
    * queueing (Bottleneck's datastore still counts it). Undefined when anything would have to wait.
    */
   private tryNow(scopeLimiters: ScopeLimiter[], tokenWeights: Record<TokenDimension, number>): { grants: Grant[]; taken: Array<[Bucket, number]>; fromIdle: boolean } | undefined {
-    if (this.gate.paused) return undefined;
+    if (this.gate.paused || !this.fair.idle) return undefined;
     const fromIdle = this.main.full || TOKEN_DIMENSIONS.some((dim) => this.tokenBuckets[dim]?.full);
     const grants: Grant[] = [];
     const giveBack = () => {
       for (const grant of grants) grant.undo();
       return undefined;
     };
-    for (const { limiter } of scopeLimiters) {
-      const grant = takeSlotNow(limiter);
+    for (const scoped of scopeLimiters) {
+      const grant = scoped.takeNow();
       if (!grant) return giveBack();
       grants.push(grant);
     }

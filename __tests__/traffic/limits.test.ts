@@ -76,6 +76,18 @@ describe('token rates', () => {
     expect(records.at(-1)!.at - records[0]!.at).toBeGreaterThan(1500);
   });
 
+  test('the input estimate is trued up to what the provider counted: an over-estimate does not slow the rate for good', async () => {
+    // The host counts ~20 input tokens where our estimate says ~200 (another tokenizer, a cached prefix).
+    fake().configure({ extraInputTokens: -180 });
+    const client = createGuardedClient(anthropicFor(fake()), { limits: { inputTokensPerMinute: 12_000, maxConcurrent: 50, adaptive: false } });
+    const prompt = [{ role: 'user' as const, content: 'word '.repeat(160) }];
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 10 }, () => client.messages.create({ model: CLAUDE, max_tokens: 10, messages: prompt })));
+    expect(fake().records.every((r) => r.inputTokens <= 25)).toBe(true);
+    // A bucket of 200 refilled at 200/s: at ~200 each, 10 calls take 9 s; trued up to ~20 they go at once.
+    expect(performance.now() - started).toBeLessThan(3000);
+  });
+
   test('outputTokensPerMinute reserves max tokens at dispatch and refunds what was not generated', async () => {
     // The provider counts output the same way (max_tokens at the start, the rest refunded at the end).
     fake().configure({ limits: { outputTokensPerMinute: 6000 } });

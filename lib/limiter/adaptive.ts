@@ -153,8 +153,9 @@ export class AdaptivePlan {
       // (a busy process sends late): its count may miss it, so it may lower, not raise.
       let olderInFlight = false;
       for (const s of this.unanswered) if (s < lease.seq) olderInFlight = true;
-      if (configured) bucket.lowerTo(left);
-      else bucket.syncRemaining(left, justBefore <= 0 && !olderInFlight);
+      // A configured limit follows what is left too (its plan still caps it): after a burst slow
+      // to reach the provider, its bucket holds more than ours would have refilled.
+      bucket.syncRemaining(left, justBefore <= 0 && !olderInFlight);
     }
   }
 

@@ -168,12 +168,6 @@ export class Bucket {
     this.apply(settings);
   }
 
-  /** Lowers what is left to `at most` (never raises it): the provider knows better. */
-  lowerTo(atMost: number): void {
-    const current = localReservoir(this.limiter);
-    if (current !== null && atMost < current) this.set({ reservoir: Math.max(0, atMost) });
-  }
-
   /**
    * Adaptive sync of a learned limit to what the provider says is left: lowered to it at once, but
    * raised only to a unit short of it. Raising all the way would spend the margin the 2% slower

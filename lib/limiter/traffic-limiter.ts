@@ -30,8 +30,11 @@ export interface Lease {
   readonly waitedMs: number;
   /** Frees the concurrency slot (idempotent). */
   releaseSlot(): void;
-  /** Ends the lease: frees every slot and trues up the output reservation to what was used. */
-  settle(actualOutputTokens?: number): void;
+  /**
+   * Ends the lease: frees every slot and trues up the token buckets to what the provider counted
+   * (the output reserved against what was generated; the input estimate against the reported input).
+   */
+  settle(actualOutputTokens?: number, actualInputTokens?: number): void;
 }
 
 export interface LimiterDeps {
@@ -404,15 +407,18 @@ export class TrafficLimiter {
       dispatchedTime: performance.now(),
       weights: new Map<Bucket, number>([[this.main, 1], ...taken]),
       releaseSlot,
-      settle: (actualOutput) => {
+      settle: (actualOutput, actualInput) => {
         releaseSlot();
         this.adaptive.forget(seq);
         if (settled) return;
         settled = true;
         if (actualOutput === undefined) return;
-        const unused = weights.output - actualOutput;
-        for (const [bucket] of taken) if (bucket.name === 'outputTokens' || bucket.name === 'tokens') bucket.refund(unused);
-        for (const [bucket] of sharedTaken) if (bucket.name === 'outputTokens' || bucket.name === 'tokens') bucket.refund(unused);
+        // An estimate above the provider's count would otherwise hold the token rate below the
+        // provider's for good (an estimate below it is taken now, as the provider did).
+        const unused: Record<TokenDimension, number> = { outputTokens: weights.output - actualOutput, inputTokens: actualInput === undefined ? 0 : weights.input - actualInput, tokens: 0 };
+        unused.tokens = unused.outputTokens + unused.inputTokens;
+        for (const [bucket] of taken) if (bucket.name !== 'requests') bucket.refund(unused[bucket.name as TokenDimension]);
+        for (const [bucket] of sharedTaken) if (bucket.name !== 'requests') bucket.refund(unused[bucket.name as TokenDimension]);
       },
     };
     return lease;

@@ -38,7 +38,8 @@ export class RateLimitStage implements Stage {
     } else {
       // A JSON body is complete when its headers arrive; a stream is in flight until it ends.
       if (!ctx.request.stream) lease.releaseSlot();
-      tap.onEnd((end) => lease.settle(end.usage?.outputTokens));
+      // An estimated usage (the host reported none) trues up the output only.
+      tap.onEnd((end) => lease.settle(end.usage?.outputTokens, end.usage && !end.usage.estimated ? end.usage.inputTokens : undefined));
     }
     return response;
   }

@@ -51,9 +51,9 @@ async function latency(kind: 'openai' | 'anthropic', calls: number): Promise<Ove
   };
 }
 
-async function throughput(guardedClient: boolean, calls: number, inFlight: number): Promise<number> {
+async function throughput(guardedClient: boolean, calls: number, inFlight: number, budgets = true): Promise<number> {
   const base = new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: memoryFetch() });
-  const client = guardedClient ? createGuardedClient(base, { limits: { maxConcurrent: inFlight, adaptive: false } }) : base;
+  const client = guardedClient ? createGuardedClient(base, { limits: { maxConcurrent: inFlight, adaptive: false }, ...(budgets ? {} : { cost: { budgets: [] } }) }) : base;
   let next = 0;
   const worker = async () => {
     while (next < calls) {
@@ -79,7 +79,8 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
   }
   const rawPerSecond = await throughput(false, 20_000, 64);
   const guardedPerSecond = await throughput(true, 20_000, 64);
-  log(`  throughput with an in-memory fetch: raw SDK ${fmt(rawPerSecond, 0)} calls/s, guarded ${fmt(guardedPerSecond, 0)} calls/s`);
+  const noBudgetsPerSecond = await throughput(true, 20_000, 64, false);
+  log(`  throughput with an in-memory fetch: raw SDK ${fmt(rawPerSecond, 0)} calls/s, guarded ${fmt(guardedPerSecond, 0)} calls/s (budgets off: ${fmt(noBudgetsPerSecond, 0)})`);
   const markdown = [
     table(
       ['SDK', 'raw SDK, median', 'guarded, median', 'added by the guard (median)', 'added, p90 of paired calls'],
@@ -90,7 +91,8 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
       ['in-memory fetch, 64 in flight, no limits', 'calls/s', 'vs raw'],
       [
         ['raw SDK', fmt(rawPerSecond, 0), '1.00'],
-        ['guarded (pipeline + SDK)', `**${fmt(guardedPerSecond, 0)}**`, fmt(guardedPerSecond / rawPerSecond)],
+        ['guarded (pipeline + SDK), default budget', `**${fmt(guardedPerSecond, 0)}**`, fmt(guardedPerSecond / rawPerSecond)],
+        ['guarded, budgets off', fmt(noBudgetsPerSecond, 0), fmt(noBudgetsPerSecond / rawPerSecond)],
       ],
     ),
   ].join('\n');

@@ -55,6 +55,40 @@ describe('adaptive mode', () => {
     expect(fake().stats.byStatus).toEqual({ 200: 12, 429: 1 });
   });
 
+  describe('a 429 from the request rate, with that rate known', () => {
+    // Anthropic's Retry-After is whole seconds; the request bucket refills one in 1/20 s here.
+    const exhausted = { 'retry-after': '1', 'anthropic-ratelimit-requests-limit': '1200', 'anthropic-ratelimit-requests-remaining': '0' };
+
+    /** `faults` 429s in a row: the first on the first call, each next one on the first call sent after the previous. */
+    async function run(faults: number) {
+      fake().configure({ latencyMs: 10 });
+      const client = createGuardedClient(anthropicFor(fake()), { limits: { requestsPerMinute: 1200, maxConcurrent: 1 }, retry: { retries: 3 } });
+      const seen: number[] = []; // when the guard met each 429, on the fake's clock
+      client.guard.on('rate-limited', (e) => {
+        if (e.source !== 'provider') return;
+        seen.push(fake().now());
+        if (seen.length < faults) fake().fault({ status: 429, headers: exhausted });
+      });
+      fake().fault({ status: 429, headers: exhausted });
+      await Promise.all(Array.from({ length: 10 }, () => client.messages.create({ model: CLAUDE, max_tokens: 10, messages: hello })));
+      expect(fake().stats.byStatus).toEqual({ 200: 10, 429: faults });
+      return seen;
+    }
+
+    test('pauses the others only as long as the bucket needs to refill one request, not the whole Retry-After', async () => {
+      const [at] = await run(1);
+      const next = fake().records.find((r) => r.at > at! + 15);
+      expect(next!.at - at!).toBeLessThan(400);
+    });
+
+    test('a second 429 right after such a short pause: the next pause is the whole Retry-After', async () => {
+      const seen = await run(2);
+      expect(seen).toHaveLength(2);
+      const afterSecond = fake().records.filter((r) => r.at > seen[1]! + 15 && r.at < seen[1]! + 950);
+      expect(afterSecond).toEqual([]);
+    });
+  });
+
   test('a Retry-After longer than maxRetryAfterMs fails that call at once, and still pauses the limiter', async () => {
     const client = createGuardedClient(openaiFor(fake()), { limits: { requestsPerMinute: 6000, maxWaitMs: 500 }, retry: { maxRetryAfterMs: 100 } });
     fake().fault({ status: 429, headers: { 'retry-after': '2' } });

@@ -3,9 +3,9 @@
 import type { ResolvedConfig, ResolvedTier } from '../config/options';
 import { RateLimitExceededError, SharedStateUnavailableError } from '../errors';
 import type { GuardEmitter } from '../events';
-import type { ProviderAdapter } from '../providers/adapter';
+import type { ProviderAdapter, RateLimitSnapshot } from '../providers/adapter';
 import type { GuardScope } from '../scope-kinds';
-import { Bucket, CONFIG_KEY, DIMENSIONS, TOKEN_DIMENSIONS, configuredPlan, type BucketPlan, type Dimension, type TokenDimension } from './bucket';
+import { BURST_JITTER_MS, Bucket, CONFIG_KEY, DIMENSIONS, TOKEN_DIMENSIONS, configuredPlan, type BucketPlan, type Dimension, type TokenDimension } from './bucket';
 import { ScopeLimiters, type ScopeLimiter } from './scope-limiters';
 import { holdSlot, takeSlotNow, type Grant } from './slots';
 import { AdaptivePlan, type SyncedLease } from './adaptive';
@@ -73,6 +73,8 @@ export class TrafficLimiter {
   private readonly adaptive: AdaptivePlan;
   /** The order waiting calls get the main slot and token buckets in: priority, then fair share. */
   private readonly fair = new FairQueue();
+  /** The last pause cut short (performance clock): when it ended, and when the provider's would have. */
+  private shortPause = { endedAt: Infinity, askedUntil: -Infinity };
   /** Distributed mode: the rates every process of this guard name shares. */
   private readonly shared: SharedRates | undefined;
   private seq = 0;
@@ -433,7 +435,24 @@ export class TrafficLimiter {
     if (!this.config.limits.adaptive) return this.adaptive.forget(lease.seq);
     const snapshot = adapter.rateLimits(response.headers);
     this.adaptive.answered(lease as LeaseState, snapshot, response.status);
-    if (response.status === 429) this.gate.pause(adapter.retryAfterMs(response.headers) ?? AdaptivePlan.resetOfExhausted(snapshot) ?? 1000);
+    if (response.status === 429) this.pauseFor429(adapter.retryAfterMs(response.headers) ?? AdaptivePlan.resetOfExhausted(snapshot) ?? 1000, snapshot, (lease as LeaseState).dispatchedTime);
+  }
+
+  /**
+   * A 429 that only the request rate caused, with that rate known, pauses everyone for as long as
+   * the bucket needs to refill one request (Anthropic's Retry-After is whole seconds), not the
+   * whole Retry-After. Verified: a second 429 within the Retry-After the provider asked for means
+   * its limit is not a refilling bucket, and that pause is the full one.
+   */
+  private pauseFor429(askedMs: number, snapshot: RateLimitSnapshot | undefined, dispatchedTime: number): void {
+    const now = performance.now();
+    const plan = this.main.plan;
+    const onlyRequests = snapshot?.requests !== undefined && snapshot.requests.remaining <= 0 && TOKEN_DIMENSIONS.every((dim) => (snapshot[dim]?.remaining ?? 1) > 0);
+    // A call sent after a short pause, inside the Retry-After it cut short, met a 429 again.
+    const disproved = dispatchedTime >= this.shortPause.endedAt && dispatchedTime < this.shortPause.askedUntil;
+    const refillMs = onlyRequests && plan && !disproved ? 60_000 / plan.perMinute + BURST_JITTER_MS : Infinity;
+    if (refillMs < askedMs) this.shortPause = { endedAt: now + refillMs, askedUntil: now + askedMs };
+    this.gate.pause(Math.min(askedMs, refillMs));
   }
 
   /** A call that got no response (connection error, timeout). */

@@ -10,7 +10,8 @@ export type GuardErrorCode =
   | 'circuit_open'
   | 'invalid_config'
   | 'unpriced_model'
-  | 'shared_state_unavailable';
+  | 'shared_state_unavailable'
+  | 'duration_exceeded';
 
 export interface GuardErrorOptions {
   cause?: unknown;
@@ -39,7 +40,7 @@ export abstract class GuardError extends Error {
   }
 }
 
-export type RateLimitReason = 'queue_full' | 'max_wait' | 'too_heavy' | 'retry_after_too_long';
+export type RateLimitReason = 'queue_full' | 'max_wait' | 'too_heavy' | 'retry_after_too_long' | 'max_sessions';
 
 /** The numbers behind a refusal, where one limit is known (for X-RateLimit-* headers). */
 export interface RateLimitWindow {
@@ -71,12 +72,13 @@ export class RateLimitExceededError extends GuardError {
   }
 }
 
-export type BudgetStage = 'pre-call' | 'stream' | 'post-call';
+/** 'realtime': a Realtime session stopped at its cap or a budget (guard.realtime). */
+export type BudgetStage = 'pre-call' | 'stream' | 'post-call' | 'realtime';
 
 export interface BudgetExceededDetails {
   stage: BudgetStage;
-  /** Which budget refused: 'call' for the per-call cap, else the rule's scope. */
-  scope: 'call' | keyof GuardScope | 'global';
+  /** Which budget refused: 'call' for the per-call cap, 'realtime' for a Realtime session's cap, else the rule's scope. */
+  scope: 'call' | 'realtime' | keyof GuardScope | 'global';
   /** The budget's key, e.g. 'user:alice' or 'global'. */
   key: string;
   /** What refused: a budget in US dollars (and the per-call cap), or a token quota. Default 'usd'. */
@@ -139,6 +141,24 @@ export class BudgetExceededError extends GuardError {
 
   static is(err: unknown): err is BudgetExceededError {
     return findGuardError(err)?.code === 'budget_exceeded';
+  }
+}
+
+/** A Realtime session reached `realtime.maxDurationMs`: the guard cancelled its response and closed it. */
+export class RealtimeDurationExceededError extends GuardError {
+  override readonly name = 'RealtimeDurationExceededError' as const;
+  readonly code = 'duration_exceeded' as const;
+  readonly httpStatus = 408;
+
+  constructor(
+    readonly maxDurationMs: number,
+    readonly sessionId: string,
+  ) {
+    super(`Realtime session ${sessionId} stopped: it reached its longest duration of ${maxDurationMs} ms (realtime.maxDurationMs).`);
+  }
+
+  static is(err: unknown): err is RealtimeDurationExceededError {
+    return findGuardError(err)?.code === 'duration_exceeded';
   }
 }
 

@@ -55,6 +55,17 @@ export interface GuardEventMap {
   warning: { message: string; code: string };
   /** A target was rate-limited or down; the call moves on to the next one. */
   failover: { from: string; to: string; reason: string };
+  /** A Realtime session was opened through guard.realtime(). */
+  'realtime:open': { sessionId: string; model: string | undefined; scope: Readonly<GuardScope>; startedAt: number };
+  /** A Realtime session ended: closed by the client or the server, dropped, or stopped by the guard at a cap. */
+  'realtime:close': {
+    sessionId: string;
+    model: string | undefined;
+    scope: Readonly<GuardScope>;
+    reason: 'closed' | 'session-cap' | 'budget' | 'duration' | 'dropped' | 'guard-closed';
+    costUsd: number;
+    durationMs: number;
+  };
   /** Distributed mode: the Redis connection went down (limits and budgets fall back) or came back. */
   redis: { state: 'up' | 'down'; redis: string; error?: string };
 }

@@ -1,7 +1,8 @@
 import type { GuardOptions } from './config/options';
 import type { GuardEventName, GuardListener } from './events';
 import { GUARD_REF, type Guard, type GuardStatus } from './guard';
-import { mergeScopes, validateScope, type GuardScope } from './scope';
+import { currentScope, mergeScopes, validateScope, type GuardScope } from './scope';
+import type { RealtimeClientLike, RealtimeSessionOptions } from './realtime/realtime-sessions';
 import type { MetricsRegistry } from './telemetry/metrics';
 
 /** Control over the guard of one client: scopes, status, live config, events, shutdown. */
@@ -21,7 +22,15 @@ export interface GuardController<T> {
    * when omitted; prom-client is an optional peer) and returns the registry. Idempotent.
    */
   metrics(registry?: MetricsRegistry): MetricsRegistry;
-  /** Stops timers and ends connections; the process has no open handle of ours afterwards. */
+  /**
+   * Guards an OpenAI Realtime client (`OpenAIRealtimeWS` from openai/realtime/ws, or
+   * `OpenAIRealtimeWebSocket`) for one session in this view's scope (merged over the current
+   * runWithScope scope): responses are charged to the session and the scope's budgets, and the
+   * session is stopped at `maxSessionUsd`, a budget or `maxDurationMs`. Returns the same client.
+   * Throws RateLimitExceededError when `realtime.maxSessions` are open.
+   */
+  realtime<R extends RealtimeClientLike>(rt: R, options?: RealtimeSessionOptions): R;
+  /** Stops timers and ends connections (and open Realtime sessions); the process has no open handle of ours afterwards. */
   close(): Promise<void>;
 }
 
@@ -37,6 +46,7 @@ export function controllerFor<T>(guard: Guard, scope: Readonly<GuardScope>, view
     updateConfig: (patch) => guard.updateConfig(patch),
     on: (event, listener) => guard.on(event, listener),
     metrics: (registry) => guard.metrics(registry),
+    realtime: (rt, options) => guard.realtime(rt, mergeScopes(currentScope(), scope), options),
     close: () => guard.close(),
   };
   Object.defineProperty(controller, GUARD_REF, { value: guard });

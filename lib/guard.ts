@@ -33,10 +33,13 @@ import { sharedConnection } from './distributed/shared-bucket';
 import type { CallObserver } from './telemetry/observer';
 import { registerMetrics, type MetricsRegistry } from './telemetry/metrics';
 import { createTracing } from './telemetry/tracing';
+import { traceRealtimeSessions } from './telemetry/realtime-tracing';
 import { CallTallies } from './telemetry/tallies';
 import { FailoverRouter } from './failover/router';
 import { endpointOf, targetLabel, validateTargets } from './failover/targets';
 import { budgetRows, publicConfig, type GuardStatus, type GuardTotals } from './status';
+import { RealtimeSessions, type RealtimeClientLike, type RealtimeSessionOptions } from './realtime/realtime-sessions';
+import type { GuardScope } from './scope-kinds';
 
 export { GUARD_REF } from './failover/targets';
 export type { GuardStatus, GuardTotals } from './status';
@@ -71,6 +74,7 @@ export class Guard {
   /** Metrics and tracing: told of each call's start, attempts and end. */
   private observers: CallObserver[] = [];
   private readonly metricsIn = new Map<MetricsRegistry, () => void>();
+  private readonly realtimeSessions: RealtimeSessions;
   private closed = false;
 
   constructor(
@@ -105,7 +109,10 @@ export class Guard {
     this.addObserver(this.tallies);
     // Traces when @opentelemetry/api is installed (no-op spans until an SDK is registered).
     const tracing = createTracing({ guardName: () => this.config.name, breakerState: () => this.breaker.status(this.config).state });
-    if (tracing) this.addObserver(tracing);
+    if (tracing) {
+      this.addObserver(tracing);
+      traceRealtimeSessions(this.emitter, () => this.config.name);
+    }
     const unknown = unknownEnvVars(env, adapter.name);
     if (unknown.length) this.logger.warn({ vars: unknown }, 'ignoring LLM_GUARD_* env vars that name no setting');
 
@@ -144,7 +151,22 @@ export class Guard {
       shared.onUp(() => shared.publishBreaker(this.breaker.status(this.config).state));
       this.emitter.on('breaker', (e) => shared.publishBreaker(e.state));
     }
+    this.realtimeSessions = new RealtimeSessions({
+      config: () => this.config,
+      ledger: this.ledger,
+      emitter: this.emitter,
+      logger,
+      nextCallId: () => ++this.callSeq,
+      addCost: (usd) => void (this.totals.costUsd += usd),
+    });
     this.route(config);
+  }
+
+  /** Guards an OpenAI Realtime client for a session in `scope` (see RealtimeSessions). */
+  realtime<T extends RealtimeClientLike>(rt: T, scope: Readonly<GuardScope>, options?: RealtimeSessionOptions): T {
+    if (this.adapter.name !== 'openai') throw new TypeError(`guard.realtime() needs a guarded OpenAI client; this guard's provider is ${this.adapter.name}`);
+    if (!this.config.enabled) return rt; // a disabled guard is the plain SDK
+    return this.realtimeSessions.guard(rt, scope, options);
   }
 
   /** The fetch installed into the SDK copy: every request runs through the pipeline (and the router, with fallbacks). */
@@ -304,6 +326,7 @@ export class Guard {
       breaker: this.breaker.status(this.config),
       budgets: states instanceof Promise ? [] : budgetRows(this.config, states),
       totals: { ...this.totals },
+      realtime: { open: this.realtimeSessions.count, maxSessions: this.config.realtime.maxSessions },
       ...(this.shared ?
         { shared: { redis: this.shared.status, where: this.shared.where, prefix: this.shared.prefix, unsyncedCharges: (this.ledger as SharedLedger).unsynced } }
       : {}),
@@ -313,6 +336,7 @@ export class Guard {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.realtimeSessions.close();
     await Promise.all([...this.stages.map((stage) => stage.close?.()), this.limiter.close()]);
     await this.ledger.close?.();
     await this.shared?.close();

@@ -9,6 +9,7 @@ export {
   GuardConfigError,
   UnpricedModelError,
   SharedStateUnavailableError,
+  RealtimeDurationExceededError,
   isGuardError,
   type GuardErrorCode,
   type BudgetStage,

@@ -56,6 +56,8 @@ export interface GuardStatus {
     resetsAt?: string;
   }>;
   totals: GuardTotals;
+  /** Realtime sessions open now (guard.realtime), and the cap on them. */
+  realtime: { open: number; maxSessions: number };
   /** Distributed mode: the Redis connection, and charges made while it was down that it has not seen yet. */
   shared?: { redis: 'connecting' | 'up' | 'down'; where: string; prefix: string; unsyncedCharges: number };
 }

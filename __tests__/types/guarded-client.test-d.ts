@@ -65,8 +65,14 @@ createGuardedClient(new OpenAI(), { retry: 3, breaker: false, cost: { budgets: [
 
 // Errors narrow.
 declare const err: unknown;
-if (isGuardError(err)) expectTypeOf(err.code).toEqualTypeOf<'rate_limited' | 'budget_exceeded' | 'circuit_open' | 'invalid_config' | 'unpriced_model' | 'shared_state_unavailable'>();
-if (err instanceof BudgetExceededError) expectTypeOf(err.stage).toEqualTypeOf<'pre-call' | 'stream' | 'post-call'>();
+if (isGuardError(err)) expectTypeOf(err.code).toEqualTypeOf<'rate_limited' | 'budget_exceeded' | 'circuit_open' | 'invalid_config' | 'unpriced_model' | 'shared_state_unavailable' | 'duration_exceeded'>();
+if (err instanceof BudgetExceededError) expectTypeOf(err.stage).toEqualTypeOf<'pre-call' | 'stream' | 'post-call' | 'realtime'>();
+
+// guard.realtime returns the realtime client it was given, same type.
+declare const rt: import('openai/realtime/ws').OpenAIRealtimeWS;
+expectTypeOf(createGuardedClient(new OpenAI()).guard.realtime(rt)).toEqualTypeOf<typeof rt>();
+// @ts-expect-error it takes a realtime client, not any object
+createGuardedClient(new OpenAI()).guard.realtime({});
 
 // A guarded fetch is a fetch, with a guard whose scoped views are guarded fetches too.
 const guardedFetch = createGuardedFetch('openai', { fetch: globalThis.fetch, limits: { maxConcurrent: 4 } });

@@ -97,6 +97,16 @@ export interface CostOptions {
   budgetWaitMs?: number;
 }
 
+/** Realtime sessions (guard.realtime): caps per session and on how many are open at once. */
+export interface RealtimeOptions {
+  /** A session is stopped before it costs more than this (US dollars). */
+  maxSessionUsd?: number;
+  /** A session is stopped after this long. */
+  maxDurationMs?: number;
+  /** Sessions open at once per guard; one more is refused with RateLimitExceededError. */
+  maxSessions?: number;
+}
+
 /** A tier (free, pro…): its per-scope limits and scope budgets replace the top-level ones for calls in it. */
 export interface TierOptions {
   perScope?: LimitsOptions['perScope'];
@@ -118,6 +128,8 @@ export interface GuardOptions {
   /** Per attempt, until the response headers arrive. */
   timeoutMs?: number;
   cost?: CostOptions;
+  /** Realtime sessions opened through guard.realtime(). */
+  realtime?: RealtimeOptions;
   /** A redis:// URL or an ioredis client: share limits and budgets across processes. */
   redis?: string | object;
   /** How long a call made before Redis has first answered waits for it (process start is not an outage). */
@@ -159,6 +171,7 @@ export interface ResolvedConfig {
     prices: Record<string, ModelPrice>;
     pricesFile: string | undefined;
   };
+  realtime: Required<RealtimeOptions>;
   redis: string | object | undefined;
   redisConnectTimeoutMs: number;
   redisFailure: 'local' | 'reject';

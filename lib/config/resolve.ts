@@ -35,7 +35,7 @@ function setPath(obj: Record<string, unknown>, path: string, value: unknown): vo
 
 // Option groups and leaves the user may set, for catching typos like `limits.maxConcurent`.
 const KNOWN_LEAVES = new Set<string>([...SETTINGS.filter((s) => !('envOnly' in s)).map((s) => s.path), ...STRUCTURED_OPTIONS]);
-const KNOWN_GROUPS = new Set<string>(['limits', 'retry', 'breaker', 'cost']);
+const KNOWN_GROUPS = new Set<string>(['limits', 'retry', 'breaker', 'cost', 'realtime']);
 
 function checkKnownKeys(options: Record<string, unknown>, prefix = ''): void {
   for (const key of Object.keys(options)) {

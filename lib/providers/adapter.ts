@@ -19,8 +19,8 @@ export interface Usage {
   estimated?: boolean;
 }
 
-/** `batches`: a Message Batch created; `batch_results`: its results read (Anthropic). */
-export type Endpoint = 'messages' | 'count_tokens' | 'chat' | 'responses' | 'embeddings' | 'completions' | 'batches' | 'batch_results' | 'other';
+/** `batches`: a Message Batch created; `batch_results`: its results read (Anthropic); `realtime`: a Realtime response (guard.realtime). */
+export type Endpoint = 'messages' | 'count_tokens' | 'chat' | 'responses' | 'embeddings' | 'completions' | 'batches' | 'batch_results' | 'realtime' | 'other';
 
 /** What the guard needs to know about a request, read from its body before it is sent. */
 export interface ParsedRequest {

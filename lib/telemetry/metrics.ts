@@ -39,6 +39,8 @@ type TallyName = 'requests' | 'attempts' | 'retries' | 'provider429s' | 'localWa
 class GuardMetrics {
   readonly duration: Histogram;
   readonly queueWait: Histogram;
+  readonly realtimeDuration: Histogram;
+  readonly realtimeCost: Histogram;
   readonly guards = new Set<MeteredGuard>();
 
   constructor(prom: PromClient, registry: Registry) {
@@ -81,6 +83,20 @@ class GuardMetrics {
       buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
       registers,
     });
+    this.realtimeDuration = new prom.Histogram({
+      name: 'guarded_llm_realtime_session_duration_seconds',
+      help: 'How long Realtime sessions lasted, by how they ended.',
+      labelNames: ['guard', 'provider', 'reason'],
+      buckets: [1, 10, 30, 60, 300, 600, 1200, 1800, 3600],
+      registers,
+    });
+    this.realtimeCost = new prom.Histogram({
+      name: 'guarded_llm_realtime_session_cost_usd',
+      help: 'What Realtime sessions cost, in US dollars (their responses are in guarded_llm_cost_usd_total too).',
+      labelNames: ['guard', 'provider', 'reason'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
     const gauge = (name: string, help: string, labelNames: string[], read: (g: Gauge, s: GuardStatus, guard: MeteredGuard) => void) =>
       new prom.Gauge({
         name,
@@ -95,6 +111,7 @@ class GuardMetrics {
     gauge('guarded_llm_breaker_state', 'Circuit breaker: 0 closed, 1 half-open, 2 open.', ['guard', 'provider'], (g, s, guard) =>
       g.set({ guard: guard.name, provider: guard.provider }, BREAKER_VALUE[s.breaker.state]),
     );
+    gauge('guarded_llm_realtime_sessions_active', 'Realtime sessions open now.', ['guard', 'provider'], (g, s, guard) => g.set({ guard: guard.name, provider: guard.provider }, s.realtime.open));
     gauge('guarded_llm_queue_depth', 'Calls waiting for the rate limiter.', ['guard', 'provider'], (g, s, guard) => g.set({ guard: guard.name, provider: guard.provider }, s.limiter.queued));
     gauge('guarded_llm_in_flight', 'Calls holding a concurrency slot.', ['guard', 'provider'], (g, s, guard) => g.set({ guard: guard.name, provider: guard.provider }, s.limiter.running));
     gauge('guarded_llm_budget_remaining_usd', 'What is left of each global budget (per-scope budgets have unbounded keys and are not exported).', ['guard', 'provider', 'window'], (g, s, guard) => {
@@ -115,9 +132,14 @@ class GuardMetrics {
         if (ctx.report.queuedMs > 0) this.queueWait.observe(base, ctx.report.queuedMs / 1000);
       },
     });
+    const offRealtime = guard.emitter.on('realtime:close', (e) => {
+      this.realtimeDuration.observe({ ...base, reason: e.reason }, e.durationMs / 1000);
+      this.realtimeCost.observe({ ...base, reason: e.reason }, e.costUsd);
+    });
     return () => {
       this.guards.delete(guard);
       offObserver();
+      offRealtime();
     };
   }
 }

@@ -24,6 +24,7 @@ export type CallOutcome =
   | 'circuit_open'
   | 'unpriced_model'
   | 'shared_state_unavailable'
+  | 'duration_exceeded'
   | 'invalid_config'
   | 'aborted'
   | 'error';

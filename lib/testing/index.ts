@@ -15,4 +15,5 @@ export {
   type RequestRecord,
 } from './fake-provider';
 export { TokenBucket } from './token-bucket';
+export { FakeRealtime, startFakeRealtime, type FakeRealtimeOptions, type RealtimeResponseRecord, type RealtimeUsage } from './fake-realtime';
 export { formatGoDuration, type Dialect, type FakeEndpoint } from './wire';

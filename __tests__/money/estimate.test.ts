@@ -1,5 +1,6 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { countTokens, encodeChat } from 'gpt-tokenizer';
 import { estimateInputTokens, estimateTextTokens, openaiCounter } from '../../lib/money/estimate';
 import { createGuardedClient, type GuardEventMap } from '../../lib';
@@ -21,6 +22,7 @@ const corpus: Array<[string, string]> = [
   ['README.md', readFileSync(join(root, 'README.md'), 'utf8')],
   ['CJK', '人工智能正在改变我们的生活方式。大型语言模型可以回答问题、写代码和翻译文本。これは日本語のテストです。한국어 문장도 포함합니다.'],
   ['numbers', Array.from({ length: 200 }, (_, i) => (i * 7919) % 100003).join(', ')],
+  ['base64', Array.from({ length: 40 }, (_, i) => createHash('sha256').update(String(i)).digest('base64')).join('')],
   ['ids', Array.from({ length: 40 }, (_, i) => `${((i * 2654435761) >>> 0).toString(16)}-4a1b-9c2d-${(i * 40503).toString(16)}`).join('\n')],
   ['emoji', '🚀 Launch day! 🎉 We shipped the guard 🛡️ and budgets 💸. Thanks team 🙌🙌🙌'.repeat(5)],
   ['prose', 'The quick brown fox jumps over the lazy dog. It was the best of times, it was the worst of times. '.repeat(20)],

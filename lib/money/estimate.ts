@@ -20,19 +20,31 @@ export function textTokenWeight(text: string): number {
   let tokens = 0;
   let run = 0; // length of the current letter or digit run
   let kind = 0; // 0 none, 1 letters, 2 digits
+  let choppy = 0; // case changes after 1–2 letters of one case inside the current letter run (base64, random ids)
+  let segment = 0; // letters since the last case change
+  let upper = false;
   let punct = 0; // tokens of punctuation runs
   let spaces = 0; // newlines and tabs
   const n = text.length;
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);
-    const k = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) ? 1 : c >= 48 && c <= 57 ? 2 : 0;
+    const isUpper = c >= 65 && c <= 90;
+    const k = isUpper || (c >= 97 && c <= 122) ? 1 : c >= 48 && c <= 57 ? 2 : 0;
     if (k !== 0 && k === kind) {
       run++;
+      if (k === 1 && isUpper !== upper) {
+        if (segment <= 2) choppy++;
+        segment = 1;
+      } else segment++;
+      upper = isUpper;
       continue;
     }
-    if (kind !== 0) tokens += kind === 1 ? Math.ceil(run / 4) : Math.ceil(run / 3);
+    if (kind !== 0) tokens += runTokens(kind, run, choppy);
     kind = k;
     run = k === 0 ? 0 : 1;
+    choppy = 0;
+    segment = 1;
+    upper = isUpper;
     if (k !== 0) continue;
     if (c === 32) {
       // A run of spaces: its last rides with a following word; before digits or punctuation it
@@ -55,9 +67,22 @@ export function textTokenWeight(text: string): number {
       i = j;
     }
   }
-  if (kind !== 0) tokens += kind === 1 ? Math.ceil(run / 4) : Math.ceil(run / 3);
+  if (kind !== 0) tokens += runTokens(kind, run, choppy);
   return tokens + punct + spaces / 8;
 }
+
+/**
+ * A letter run is ~1 token per 4 letters, unless its case keeps changing after a letter or two
+ * (base64, random ids: BPE finds no words there; camelCase changes after whole words and does
+ * not count); digits go ~3 to a token.
+ */
+function runTokens(kind: number, run: number, choppy: number): number {
+  if (kind === 2) return Math.ceil(run / 3);
+  return Math.max(Math.ceil(run / 4), Math.ceil(choppy * FLIP_WEIGHT));
+}
+
+/** Tokens per choppy case change: fitted on base64 against o200k (1.0×), leaving camelCase code unchanged. */
+const FLIP_WEIGHT = 1.5;
 
 function isPunct(c: number): boolean {
   return c > 32 && c < 128 && !((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122));

@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import { calcPrice } from '@pydantic/genai-prices';
 import { BudgetExceededError, RateLimitExceededError, RealtimeDurationExceededError, createGuardedClient, type GuardEventMap, type GuardOptions } from '../lib';
-import { startFakeRealtime, type FakeRealtime } from '../lib/testing';
+import { startFakeProvider, startFakeRealtime, type FakeRealtime } from '../lib/testing';
 import { describeWithRedis, useRedisServer } from './support/redis';
 import { until } from './support/arrivals';
 import { openSession, respond } from './support/realtime';
@@ -196,6 +196,32 @@ describe('guard.realtime(): scope budgets', () => {
     expect(await respond(bob.rt)).toBe('done');
     bob.rt.close();
     await bob.closed;
+  });
+});
+
+describe('guard.realtime(): waiting instead of refusing on pessimism', () => {
+  test("a response kept out only by another call's in-flight worst case waits for it to settle, then goes (budgetWaitMs)", async () => {
+    const http = await startFakeProvider({ latencyMs: 300, outputTokens: 16 });
+    try {
+      // The chat call reserves 100 tokens at $1,000/M = $0.10 while in flight and costs $0.016.
+      const client = guarded({
+        cost: { prices: { 'pricey-chat': { inputPerMTok: 1, outputPerMTok: 1000, maxOutputTokens: 100 } }, budgets: [{ scope: 'global', limitUsd: 0.10015, window: '1h' }] },
+      });
+      const chat = client.withOptions({ baseURL: http.openaiBaseURL });
+      const { rt, errors } = await open(client);
+      // Awaited as a user would (the SDK reads the body, and the guard settles the call, once it is).
+      const call = (async () => chat.chat.completions.create({ model: 'pricey-chat', messages: [{ role: 'user', content: 'hi' }] }))();
+      await new Promise((r) => setTimeout(r, 50)); // the chat call is in flight, its worst case reserved
+      const started = performance.now();
+      expect(await respond(rt)).toBe('done');
+      expect(performance.now() - started).toBeGreaterThan(200); // it waited for the chat call
+      await call;
+      expect(errors).toEqual([]);
+      expect(fake.responses.map((r) => r.status)).toEqual(['completed']);
+      rt.close();
+    } finally {
+      await http.close();
+    }
   });
 });
 

@@ -25,7 +25,7 @@ export interface Reserved {
 const resolved = <T>(value: MaybePromise<T>): Promise<T> => (value instanceof Promise ? value : Promise.resolve(value));
 
 /** Whether a refusal is only what calls in flight reserved: spent plus this call would fit. */
-function reservedInTheWay(result: Refusal): boolean {
+export function reservedInTheWay(result: Refusal): boolean {
   return result.state.reserved > 0 && result.state.spent + result.amount <= result.refusedBy.limit * (1 + 1e-12);
 }
 

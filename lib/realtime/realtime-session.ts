@@ -6,6 +6,7 @@
  */
 import { BudgetExceededError, RealtimeDurationExceededError, type GuardError } from '../errors';
 import type { Ledger, BudgetLine, ReserveResult, MaybePromise } from '../money/ledger';
+import { reservedInTheWay } from '../money/reservations';
 import { priceRealtime, type RealtimeCharge, type RealtimePriceSource, type RealtimeUsageEvent } from './realtime-price';
 import { estimateAudioDeltaTokens, estimateDeltaTokens } from './realtime-deltas';
 import { Conversation } from './conversation';
@@ -33,6 +34,8 @@ export interface SessionDeps {
   maxDurationMs: number;
   /** Output tokens a response must have room for before it starts (cost.minOutputTokens). */
   minOutputTokens: number;
+  /** How long a response that only other calls' reservations keep out waits for them (cost.budgetWaitMs). */
+  budgetWaitMs: number;
   /** A response was charged (the guard's totals, the cost event). */
   onCharge: (charge: RealtimeCharge) => void;
   /** The session ended (metrics, tracing, the session count). */
@@ -45,6 +48,12 @@ export interface SessionDeps {
 
 /** How long a cancelled response may take to report its usage before the socket is closed anyway. */
 const CANCEL_GRACE_MS = 1000;
+/** While other calls' reservations keep a response out, how often it tries again. */
+const RESERVE_POLL_MS = 50;
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 export class RealtimeSession {
   private readonly send: (event: RealtimeEvent) => void;
@@ -144,13 +153,17 @@ export class RealtimeSession {
     const id = `realtime:${this.deps.id}:${++this.responseSeq}`;
     const tokens = this.conversation.inputTokens + this.deps.minOutputTokens;
     this.current = { id, reservedUsd: minimal, outputTokens: 0, audioTokens: 0 };
-    const answer = (result: ReserveResult) => {
+    const amounts = { usd: minimal, tokens };
+    const deadline = Date.now() + this.deps.budgetWaitMs;
+    const answer = (result: ReserveResult): boolean | Promise<boolean> => {
       if (result.ok) return true;
+      // Only what calls in flight reserved is in the way (their worst cases): wait for them to settle, as a call would.
+      if (reservedInTheWay(result) && Date.now() < deadline && !this.stopped) return pause(RESERVE_POLL_MS).then(() => this.deps.ledger.reserve(id, this.deps.lines, amounts)).then(answer);
       this.current = undefined;
       this.stop('budget', budgetError(result, minimal, this.spentUsd));
       return false;
     };
-    const result = this.deps.ledger.reserve(id, this.deps.lines, { usd: minimal, tokens });
+    const result = this.deps.ledger.reserve(id, this.deps.lines, amounts);
     return result instanceof Promise ? result.then(answer) : answer(result);
   }
 

@@ -74,6 +74,7 @@ export class RealtimeSessions {
       maxSessionUsd,
       maxDurationMs,
       minOutputTokens: config.cost.minOutputTokens,
+      budgetWaitMs: config.cost.budgetWaitMs,
       onCharge: (charge) => this.charged(charge, model, scope),
       onEnd: (reason, costUsd, durationMs) => this.ended(id, model, scope, reason, costUsd, durationMs),
       onUnheard: (error: GuardError) => this.deps.logger().warn({ sessionId: id, code: error.code, error: error.message }, 'Realtime session stopped; the client has no error listener'),

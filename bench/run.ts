@@ -14,12 +14,14 @@ import { runDistributed } from './distributed';
 import { runFleet } from './fleet';
 import { runCompare } from './compare';
 import { runPriority } from './priority';
+import { runBreakerFault } from './breaker-fault';
 import { machine } from './support';
 
 const parts: Record<string, { title: string; run: () => Promise<{ markdown: string }> }> = {
   goodput: { title: 'Goodput at the provider’s limit (Traffic control, 10a)', run: () => runGoodput() },
   overhead: { title: 'Overhead (Traffic control, 10b)', run: () => runOverhead() },
   priority: { title: 'Priority lanes and fair share: queue wait per lane and per tenant (Traffic at the provider’s limit, 6)', run: () => runPriority() },
+  'breaker-fault': { title: 'A provider fault with the breaker’s window full (Traffic control)', run: () => runBreakerFault() },
   'scope-memory': { title: 'Per-scope limits with 100,000 keys (Traffic control, 3)', run: () => runScopeMemory() },
   'budget-overshoot': { title: 'Budget overshoot under 100 concurrent calls (Money, 10)', run: () => runBudgetOvershoot() },
   estimate: { title: 'Input-token estimate against OpenAI’s tokenizer (Money, 10)', run: () => runEstimate() },

@@ -189,7 +189,7 @@ export class Guard {
 
   /** The worst-case cost of a call to `model` (for routing by cost). */
   worstCostUsd(model: string | undefined, inputTokens: number, maxOutputTokens: number | undefined): number {
-    return this.prices.cost(model, { inputTokens, outputTokens: maxOutputTokens ?? this.prices.maxOutputTokens(model) ?? 0 });
+    return this.prices.cost(model, { inputTokens, outputTokens: maxOutputTokens ?? this.prices.outputBound(model).tokens });
   }
 
   /** One call through this guard's own pipeline (no failover), under the config of this moment. */

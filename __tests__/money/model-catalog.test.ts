@@ -60,6 +60,25 @@ describe("a request without max tokens is priced at the model's largest output, 
   describe('through the guard', () => {
     const fake = useFakeProvider();
 
+    it('a price override without maxOutputTokens for a model nothing else knows: its output is still reserved, the budget holds, and a warning says what to set', async () => {
+      // An OpenAI-compatible host's own model: priced by the user, unknown to every catalog.
+      const warnings: string[] = [];
+      const logger = { debug() {}, info() {}, error() {}, warn: (_: object, message: string) => void warnings.push(message) };
+      const prices = { 'acme-chat-7b': { inputPerMTok: 1, outputPerMTok: 100 } };
+      const client = createGuardedClient(openaiFor(fake()), { logger, cost: { prices, budgets: [{ scope: 'global', limitUsd: 0.01 }], budgetWaitMs: 0 } });
+      const results = await Promise.allSettled(Array.from({ length: 20 }, () => client.chat.completions.create({ model: 'acme-chat-7b', messages: hello })));
+      // Each call generates 16 tokens ($0.0016 at the user's prices): with no output reserved, all 20 went out, $0.032.
+      expect(fake().stats.requests * 0.0016).toBeLessThanOrEqual(0.01);
+      expect(client.guard.status().totals.costUsd).toBeLessThanOrEqual(0.01);
+      expect(results.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof BudgetExceededError)).toBe(true);
+      expect(warnings.filter((w) => w.includes('cost.prices["acme-chat-7b"].maxOutputTokens'))).toHaveLength(1);
+      // Told its largest output, the same calls are reserved at it and served.
+      fake().reset();
+      client.guard.updateConfig({ cost: { prices: { 'acme-chat-7b': { ...prices['acme-chat-7b'], maxOutputTokens: 16 } }, budgets: [{ scope: 'global', limitUsd: 0.05 }] } });
+      await Promise.all(Array.from({ length: 20 }, () => client.chat.completions.create({ model: 'acme-chat-7b', messages: hello })));
+      expect(fake().stats.requests).toBe(20);
+    });
+
     it("a refusal's worst case is the input estimate + gpt-4o's 16,384 output tokens at gpt-4o prices", async () => {
       const client = createGuardedClient(openaiFor(fake()), { cost: { budgets: [{ scope: 'global', limitUsd: 0.01 }], budgetWaitMs: 0 } });
       const events: Array<GuardEventMap['request']> = [];

@@ -206,7 +206,20 @@ export class PriceBook {
     if (known !== undefined || source.kind === 'override' || source.kind === 'unpriced') return known;
     return source.contextWindow;
   }
+
+  /**
+   * The output a request without its own cap is reserved at: the model's largest output, or for
+   * a model nothing bounds (an override without maxOutputTokens, no catalog, no context window)
+   * UNKNOWN_MODEL_MAX_OUTPUT_TOKENS — never 0, which would let its output pass every budget unseen.
+   */
+  outputBound(model: string | undefined): { tokens: number; known: boolean } {
+    const max = this.maxOutputTokens(model);
+    return max === undefined ? { tokens: UNKNOWN_MODEL_MAX_OUTPUT_TOKENS, known: false } : { tokens: max, known: true };
+  }
 }
+
+/** What a model nothing bounds is assumed to emit at most (today's long-output models reach 32k–128k). */
+export const UNKNOWN_MODEL_MAX_OUTPUT_TOKENS = 32_768;
 
 function safeCalc(usage: Record<string, number>, model: string, providerId: string) {
   try {

@@ -46,7 +46,7 @@ export class BatchCostStage implements Stage {
     for (const { id, request } of ctx.adapter.batchRequests!(ctx.request)) {
       this.deps.unpriced.check(request.model, prices, ctx.adapter.name);
       const input = estimateInputTokens(request.endpoint, request.body);
-      const output = request.maxOutputTokens ?? prices.maxOutputTokens(request.model) ?? 0;
+      const output = request.maxOutputTokens ?? prices.outputBound(request.model).tokens;
       const one = prices.cost(request.model, { inputTokens: input, outputTokens: output }, { batch: true });
       if (one > cap) {
         throw this.deps.account.exceeded(

@@ -40,6 +40,7 @@ export class CostGuardStage implements Stage {
   private readonly warned = new Set<string>();
   /** Model and host pairs already warned about for answering without usage. */
   private readonly warnedEstimated = new Set<string>();
+  private readonly warnedUnbounded = new Set<string>();
   private readonly reservations: Reservations;
 
   constructor(private readonly deps: CostGuardDeps) {
@@ -151,7 +152,23 @@ export class CostGuardStage implements Stage {
   }
 
   private maxOutput(ctx: CallContext): number {
-    return ctx.request.endpoint === 'embeddings' ? 0 : (ctx.request.maxOutputTokens ?? ctx.prices.maxOutputTokens(ctx.request.model) ?? 0);
+    if (ctx.request.endpoint === 'embeddings') return 0;
+    if (ctx.request.maxOutputTokens !== undefined) return ctx.request.maxOutputTokens;
+    const bound = ctx.prices.outputBound(ctx.request.model);
+    if (!bound.known) this.warnUnboundedOnce(ctx, bound.tokens);
+    return bound.tokens;
+  }
+
+  /** Once per model: a request without max tokens to a model whose largest output nothing says. */
+  private warnUnboundedOnce(ctx: CallContext, tokens: number): void {
+    const model = ctx.request.model ?? '(none)';
+    if (this.warnedUnbounded.has(model)) return;
+    if (this.warnedUnbounded.size > 1000) this.warnedUnbounded.clear();
+    this.warnedUnbounded.add(model);
+    this.deps.logger().warn(
+      { model, reservedOutputTokens: tokens },
+      `model ${model} has no known largest output: a request without max tokens is reserved at ${tokens} output tokens; set cost.prices["${model}"].maxOutputTokens (or max tokens on the request)`,
+    );
   }
 
   private worstUsage(ctx: CallContext): Usage {

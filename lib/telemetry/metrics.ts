@@ -69,34 +69,17 @@ class GuardMetrics {
     counter('guarded_llm_tokens_total', 'Tokens used, as the provider reported them (estimated where it did not).', ['model', 'direction'], 'tokens');
     counter('guarded_llm_cost_usd_total', 'What calls cost, in US dollars.', ['model'], 'cost');
     counter('guarded_llm_budget_exceeded_total', 'Calls refused or cut by a budget or the per-call cap, by stage and scope kind.', ['stage', 'scope'], 'budgetRefusals');
-    this.duration = new prom.Histogram({
-      name: 'guarded_llm_request_duration_seconds',
-      help: 'Time from the call to its response headers (or its error), retries and queueing included.',
-      labelNames: ['guard', 'provider', 'model', 'outcome'],
-      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
-      registers,
-    });
-    this.queueWait = new prom.Histogram({
-      name: 'guarded_llm_queue_wait_seconds',
-      help: 'Time calls waited for the rate limiter.',
-      labelNames: ['guard', 'provider'],
-      buckets: [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
-      registers,
-    });
-    this.realtimeDuration = new prom.Histogram({
-      name: 'guarded_llm_realtime_session_duration_seconds',
-      help: 'How long Realtime sessions lasted, by how they ended.',
-      labelNames: ['guard', 'provider', 'reason'],
-      buckets: [1, 10, 30, 60, 300, 600, 1200, 1800, 3600],
-      registers,
-    });
-    this.realtimeCost = new prom.Histogram({
-      name: 'guarded_llm_realtime_session_cost_usd',
-      help: 'What Realtime sessions cost, in US dollars (their responses are in guarded_llm_cost_usd_total too).',
-      labelNames: ['guard', 'provider', 'reason'],
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    });
+    const histogram = (name: string, help: string, labelNames: string[], buckets: number[]) =>
+      new prom.Histogram({ name, help, labelNames: ['guard', 'provider', ...labelNames], buckets, registers });
+    this.duration = histogram('guarded_llm_request_duration_seconds', 'Time from the call to its response headers (or its error), retries and queueing included.', ['model', 'outcome'], [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]);
+    this.queueWait = histogram('guarded_llm_queue_wait_seconds', 'Time calls waited for the rate limiter.', [], [0.001, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120]);
+    this.realtimeDuration = histogram('guarded_llm_realtime_session_duration_seconds', 'How long Realtime sessions lasted, by how they ended.', ['reason'], [1, 10, 30, 60, 300, 600, 1200, 1800, 3600]);
+    this.realtimeCost = histogram(
+      'guarded_llm_realtime_session_cost_usd',
+      'What Realtime sessions cost, in US dollars (their responses are in guarded_llm_cost_usd_total too).',
+      ['reason'],
+      [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    );
     const gauge = (name: string, help: string, labelNames: string[], read: (g: Gauge, s: GuardStatus, guard: MeteredGuard) => void) =>
       new prom.Gauge({
         name,

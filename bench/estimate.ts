@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { countTokens } from 'gpt-tokenizer';
-import { estimateTextTokens } from '../lib/money/estimate';
+import { estimateInputTokens, estimateTextTokens, openaiCounter } from '../lib/money/estimate';
 import { fmt, median, table } from './support';
 
 function files(dir: string): string[] {
@@ -39,7 +39,19 @@ export async function runEstimate(log: (line: string) => void = console.log): Pr
   const estimateUs = time(estimateTextTokens);
   const exactUs = time(countTokens);
   log(`  per 1,000 characters: estimate ${fmt(estimateUs)} µs, gpt-tokenizer ${fmt(exactUs)} µs`);
+  // A system prompt that comes with every call: the body is parsed afresh each time, as the guard does.
+  const system = readFileSync(join(root, 'README.md'), 'utf8').slice(0, 8000);
+  const wire = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'system', content: system }, { role: 'user', content: 'Summarise the above in one line.' }] });
+  const perCall = (counter: (t: string) => number) => {
+    for (let i = 0; i < 50; i++) estimateInputTokens('chat', JSON.parse(wire), counter);
+    const started = performance.now();
+    for (let i = 0; i < 500; i++) estimateInputTokens('chat', JSON.parse(wire), counter);
+    return ((performance.now() - started) * 1000) / 500;
+  };
+  const uncachedUs = perCall(countTokens);
+  const cachedUs = perCall(openaiCounter('gpt-4o')!);
+  log(`  a ${countTokens(system).toLocaleString('en')}-token system prompt with every call: weighed in ${fmt(uncachedUs, 0)} µs uncounted before, ${fmt(cachedUs, 0)} µs when seen before`);
   return {
-    markdown: `${table(['texts', 'count', 'estimate ÷ exact, min', 'median', 'max'], rows)}\n\nPer 1,000 characters: the built-in estimate ${fmt(estimateUs)} µs, gpt-tokenizer (exact) ${fmt(exactUs)} µs.`,
+    markdown: `${table(['texts', 'count', 'estimate ÷ exact, min', 'median', 'max'], rows)}\n\nPer 1,000 characters: the built-in estimate ${fmt(estimateUs)} µs, gpt-tokenizer (exact) ${fmt(exactUs)} µs.\n\nA ${countTokens(system).toLocaleString('en')}-token system prompt sent with every call (body parsed afresh, gpt-4o, exact count): **${fmt(uncachedUs, 0)} µs** per call to weigh when counted each time, **${fmt(cachedUs, 0)} µs** with the count remembered (${fmt(uncachedUs / cachedUs, 0)}×).`,
   };
 }

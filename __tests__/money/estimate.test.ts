@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { countTokens, encodeChat } from 'gpt-tokenizer';
 import { estimateInputTokens, estimateTextTokens, openaiCounter } from '../../lib/money/estimate';
+import { cachedCounter } from '../../lib/money/token-cache';
 import { createGuardedClient, type GuardEventMap } from '../../lib';
 import { GPT, openaiFor, useFakeProvider } from '../support/clients';
 
@@ -89,5 +90,36 @@ describe('exact OpenAI counts with the optional gpt-tokenizer', () => {
     await client.chat.completions.create({ model: GPT, messages });
     expect(seen[1]!.inputTokensEstimate).toBeGreaterThanOrEqual(hostCount);
     await client.guard.close();
+  });
+});
+
+describe('counts of long texts are remembered (a system prompt sent with every call)', () => {
+  test('remembered counts are the counts; short texts are counted each time; the least recently used go first', () => {
+    let counted = 0;
+    const counter = cachedCounter((t) => (counted++, t.length));
+    const text = (i: number) => String(i).padEnd(600, 'x');
+    expect([counter(text(1)), counter(text(1))]).toEqual([600, 600]);
+    expect(counted).toBe(1);
+    counter('short');
+    counter('short');
+    expect(counted).toBe(3);
+    // It keeps 1,000,000 characters: 1,700 texts of 600 push the oldest out, not one used meanwhile.
+    for (let i = 2; i < 1700; i++) {
+      counter(text(i));
+      if (i % 100 === 0) counter(text(1));
+    }
+    const before = counted;
+    counter(text(1));
+    expect(counted).toBe(before);
+    counter(text(2));
+    expect(counted).toBe(before + 1);
+  });
+
+  test("the guard's OpenAI counter, remembered or not, equals gpt-tokenizer on the whole corpus", () => {
+    const counter = openaiCounter(GPT)!;
+    for (let pass = 0; pass < 2; pass++) {
+      const differing = corpus.filter(([, text]) => counter(text) !== countTokens(text)).map(([name]) => name);
+      expect(differing).toEqual([]);
+    }
   });
 });

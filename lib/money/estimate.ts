@@ -3,6 +3,8 @@
  * the budget reserves against it, and an under-estimate is what lets a budget overshoot.
  */
 
+import { cachedCounter } from './token-cache';
+
 // Tokens an image costs when its size is unknown: a full-size Claude image (1568 px side ≈ 1600
 // tokens) and OpenAI's high-detail 1024² tile count (765), rounded up.
 const IMAGE_TOKENS = 1600;
@@ -108,8 +110,8 @@ export function openaiCounter(model: string | undefined): TokenCounter | undefin
   if (openai === undefined) {
     try {
       openai = {
-        o200k: (require('gpt-tokenizer/encoding/o200k_base') as { countTokens: TokenCounter }).countTokens,
-        cl100k: (require('gpt-tokenizer/encoding/cl100k_base') as { countTokens: TokenCounter }).countTokens,
+        o200k: cachedCounter((require('gpt-tokenizer/encoding/o200k_base') as { countTokens: TokenCounter }).countTokens),
+        cl100k: cachedCounter((require('gpt-tokenizer/encoding/cl100k_base') as { countTokens: TokenCounter }).countTokens),
       };
     } catch {
       openai = null;
@@ -119,7 +121,9 @@ export function openaiCounter(model: string | undefined): TokenCounter | undefin
   return model && /^(gpt-4(?![o.])|gpt-3\.5|text-embedding)/.test(model) ? openai.cl100k : openai.o200k;
 }
 
-let count: TokenCounter = estimateTextTokens;
+/** The offline estimate, remembered for long texts that come back (system prompts). */
+const estimateCached = cachedCounter(estimateTextTokens);
+let count: TokenCounter = estimateCached;
 
 function contentTokens(content: Json): number {
   if (typeof content === 'string') return count(content);
@@ -188,11 +192,11 @@ function jsonTokens(value: Json): number {
  */
 export function estimateInputTokens(endpoint: string, body: Record<string, Json> | undefined, counter?: TokenCounter): number {
   if (!body) return 0;
-  count = counter ?? estimateTextTokens;
+  count = counter ?? estimateCached;
   try {
     return inputTokens(endpoint, body);
   } finally {
-    count = estimateTextTokens;
+    count = estimateCached;
   }
 }
 

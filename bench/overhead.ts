@@ -3,6 +3,8 @@
  * local fake provider, raw and guarded calls interleaved; (2) calls per second through the
  * pipeline alone, with an in-memory fetch and no limits, beside the raw SDK on the same fetch.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { createGuardedClient } from '../lib';
@@ -51,14 +53,17 @@ async function latency(kind: 'openai' | 'anthropic', calls: number): Promise<Ove
   };
 }
 
-async function throughput(guardedClient: boolean, calls: number, inFlight: number, budgets = true): Promise<number> {
+/** A 2,000-token system prompt, as production chat calls carry one. */
+const longSystem = readFileSync(join(__dirname, '..', 'README.md'), 'utf8').slice(0, 8000);
+
+async function throughput(guardedClient: boolean, calls: number, inFlight: number, budgets = true, system?: string): Promise<number> {
   const base = new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: memoryFetch() });
   const client = guardedClient ? createGuardedClient(base, { limits: { maxConcurrent: inFlight, adaptive: false }, ...(budgets ? {} : { cost: { budgets: [] } }) }) : base;
   let next = 0;
   const worker = async () => {
     while (next < calls) {
       next++;
-      await client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 });
+      await client.chat.completions.create({ model: 'gpt-4o-mini', messages: system ? [{ role: 'system' as const, content: system }, ...messages] : messages, max_tokens: 16 });
     }
   };
   await Promise.all(Array.from({ length: 32 }, worker)); // warm-up round
@@ -80,6 +85,9 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
   const rawPerSecond = await throughput(false, 20_000, 64);
   const guardedPerSecond = await throughput(true, 20_000, 64);
   const noBudgetsPerSecond = await throughput(true, 20_000, 64, false);
+  const rawLongPerSecond = await throughput(false, 10_000, 64, true, longSystem);
+  const guardedLongPerSecond = await throughput(true, 10_000, 64, true, longSystem);
+  log(`  with a 2,000-token system prompt: raw SDK ${fmt(rawLongPerSecond, 0)} calls/s, guarded ${fmt(guardedLongPerSecond, 0)} calls/s`);
   log(`  throughput with an in-memory fetch: raw SDK ${fmt(rawPerSecond, 0)} calls/s, guarded ${fmt(guardedPerSecond, 0)} calls/s (budgets off: ${fmt(noBudgetsPerSecond, 0)})`);
   const markdown = [
     table(
@@ -93,6 +101,8 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
         ['raw SDK', fmt(rawPerSecond, 0), '1.00'],
         ['guarded (pipeline + SDK), default budget', `**${fmt(guardedPerSecond, 0)}**`, fmt(guardedPerSecond / rawPerSecond)],
         ['guarded, budgets off', fmt(noBudgetsPerSecond, 0), fmt(noBudgetsPerSecond / rawPerSecond)],
+        ['raw SDK, 2,000-token system prompt', fmt(rawLongPerSecond, 0), '1.00'],
+        ['guarded, 2,000-token system prompt', fmt(guardedLongPerSecond, 0), fmt(guardedLongPerSecond / rawLongPerSecond)],
       ],
     ),
   ].join('\n');

@@ -1,14 +1,15 @@
-import { createServer, type Server } from 'node:http';
+import { createServer } from 'node:http';
 import express from 'express';
 import { GuardConfigError, createAdminHandler, createGuardedClient } from '../lib';
 import { anthropicFor, useFakeProvider } from './support/clients';
+import { listenLocally } from './support/local-server';
 
 const fake = useFakeProvider();
 const TOKEN = 'admin-secret-0123456789abcdef';
 const REDIS_PASSWORD = 'redis-pass-should-not-leak-42';
 
 describe('createAdminHandler over real HTTP', () => {
-  let server: Server;
+  let server: Awaited<ReturnType<typeof listenLocally>>;
   let base: string;
   let client: ReturnType<typeof createGuardedClient>;
   beforeEach(async () => {
@@ -16,15 +17,16 @@ describe('createAdminHandler over real HTTP', () => {
     client = createGuardedClient(anthropicFor(fake()), { logLevel: 'silent', redis: `redis://app:${REDIS_PASSWORD}@127.0.0.1:1`, redisConnectTimeoutMs: 50, limits: { maxConcurrent: 10 } });
     const handler = createAdminHandler(client, { token: TOKEN, maxBodyBytes: 4096 });
     // Plain node:http, mounted under /ops/llm by the application's own routing.
-    server = createServer((req, res) => {
-      if (req.url?.startsWith('/ops/llm/')) return handler(req, res);
-      res.writeHead(418).end();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as { port: number }).port}/ops/llm`;
+    server = await listenLocally(
+      createServer((req, res) => {
+        if (req.url?.startsWith('/ops/llm/')) return handler(req, res);
+        res.writeHead(418).end();
+      }),
+    );
+    base = `${server.base}/ops/llm`;
   });
   afterEach(async () => {
-    await new Promise((resolve) => server.close(resolve));
+    await server.close();
     await client.guard.close();
   });
   const auth = { authorization: `Bearer ${TOKEN}` };
@@ -111,10 +113,8 @@ describe('createAdminHandler over real HTTP', () => {
   it('mounted in Express (after express.json()), where the app wants it', async () => {
     const app = express();
     app.use('/admin/guard', express.json(), createAdminHandler(client, { token: TOKEN }));
-    const other: Server = await new Promise((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    const at = `http://127.0.0.1:${(other.address() as { port: number }).port}/admin/guard`;
+    const other = await listenLocally(app);
+    const at = `${other.base}/admin/guard`;
     try {
       expect((await fetch(`${at}/status`, { headers: auth })).status).toBe(200);
       const res = await fetch(`${at}/config`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"limits":{"maxQueue":7}}' });
@@ -122,7 +122,7 @@ describe('createAdminHandler over real HTTP', () => {
       expect(client.guard.status().config).toMatchObject({ limits: { maxQueue: 7 } });
       expect((await fetch(`${at}/status`)).status).toBe(401);
     } finally {
-      await new Promise((resolve) => other.close(resolve));
+      await other.close();
     }
   });
 });

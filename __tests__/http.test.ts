@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import Anthropic from '@anthropic-ai/sdk';
 import {
   BudgetExceededError,
@@ -11,22 +10,21 @@ import {
 } from '../lib';
 import { createApp, guardFor } from '../examples/express-server';
 import { ANTHROPIC_KEY, CLAUDE, anthropicFor, hello, useFakeProvider } from './support/clients';
+import { listenLocally } from './support/local-server';
 
 const fake = useFakeProvider();
 
 describe('examples/express-server.ts over real HTTP', () => {
-  let server: Server;
+  let server: Awaited<ReturnType<typeof listenLocally>>;
   let base: string;
   let anthropic: ReturnType<typeof guardFor>;
   beforeEach(async () => {
     anthropic = guardFor({ apiKey: ANTHROPIC_KEY, baseURL: fake().anthropicBaseURL });
-    server = await new Promise((resolve) => {
-      const s = createApp(anthropic).listen(0, '127.0.0.1', () => resolve(s));
-    });
-    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    server = await listenLocally(createApp(anthropic));
+    base = server.base;
   });
   afterEach(async () => {
-    await new Promise((resolve) => server.close(resolve));
+    await server.close();
     await anthropic.guard.close();
   });
   const chat = (user: string) =>

@@ -1,24 +1,22 @@
-import type { Server } from 'node:http';
 import { GuardConfigError, createGuardedClient } from '../lib';
 import { createApp, guardFor } from '../examples/tiers';
 import { ANTHROPIC_KEY, CLAUDE, anthropicFor, hello, useFakeProvider } from './support/clients';
+import { listenLocally } from './support/local-server';
 
 const fake = useFakeProvider();
 const ADMIN = 'test-admin-token-abcdefgh';
 
 describe('tiers: free vs pro users through one guard in one Express app (examples/tiers.ts)', () => {
-  let server: Server;
+  let server: Awaited<ReturnType<typeof listenLocally>>;
   let base: string;
   let anthropic: ReturnType<typeof guardFor>;
   beforeEach(async () => {
     anthropic = guardFor({ apiKey: ANTHROPIC_KEY, baseURL: fake().anthropicBaseURL });
-    server = await new Promise((resolve) => {
-      const s = createApp(anthropic, ADMIN).listen(0, '127.0.0.1', () => resolve(s));
-    });
-    base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    server = await listenLocally(createApp(anthropic, ADMIN));
+    base = server.base;
   });
   afterEach(async () => {
-    await new Promise((resolve) => server.close(resolve));
+    await server.close();
     await anthropic.guard.close();
   });
   const chat = (user: string, plan?: string) =>

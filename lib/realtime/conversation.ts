@@ -4,9 +4,7 @@
  * exactly from each `response.done` usage; what the client added since is estimated from its events.
  */
 import type { RealtimeUsageEvent } from './realtime-price';
-
-/** Input audio is billed ~10 tokens a second: PCM16 at 24 kHz is 4,800 bytes a token. */
-const INPUT_AUDIO_BYTES_PER_TOKEN = 4800;
+import { REALTIME_INPUT_AUDIO_BYTES_PER_TOKEN_ESTIMATE as INPUT_AUDIO_BYTES_PER_TOKEN } from './realtime-deltas';
 
 export class Conversation {
   /** Read by the last response (cached for the next), by kind. */

@@ -5,6 +5,8 @@
 
 /** PCM16 mono at 24 kHz is 48,000 bytes a second; OpenAI bills output audio at ~20 tokens a second. */
 export const REALTIME_OUTPUT_AUDIO_BYTES_PER_TOKEN_ESTIMATE = 2400;
+/** …and input audio at ~10 tokens a second. */
+export const REALTIME_INPUT_AUDIO_BYTES_PER_TOKEN_ESTIMATE = 4800;
 
 /** Tokens of a text (or transcript) delta: ~4 characters a token. */
 export function estimateDeltaTokens(delta: string | undefined): number {

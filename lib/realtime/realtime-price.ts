@@ -23,12 +23,18 @@ export interface RealtimeCharge {
   audioOutputTokens: number;
 }
 
+/** genai-prices' OpenAI provider (its realtime extractor and models), looked up once: pricing runs per delta. */
+let openaiProvider: ReturnType<typeof findProvider> | undefined;
+function openai(): NonNullable<ReturnType<typeof findProvider>> {
+  return (openaiProvider ??= findProvider({ providerId: 'openai' }))!;
+}
+
 /** The realtime model genai-prices knows that costs the most per million tokens in and out: an unknown model's price. */
 let dearest: string | null | undefined;
 function dearestRealtimeModel(): string | undefined {
   if (dearest !== undefined) return dearest ?? undefined;
   let best: { id: string; usd: number } | undefined;
-  for (const m of findProvider({ providerId: 'openai' })?.models ?? []) {
+  for (const m of openai().models) {
     if (!m.id.includes('realtime')) continue;
     const usd = calcPrice({ input_tokens: 1e6, input_audio_tokens: 1e6, output_tokens: 1e6, output_audio_tokens: 1e6 }, m.id, { providerId: 'openai' })?.total_price ?? 0;
     if (!best || usd > best.usd) best = { id: m.id, usd };
@@ -49,7 +55,7 @@ export function realtimePriceSource(model: string | undefined, overrides: Readon
 
 /** The charge for one response's usage. */
 export function priceRealtime(source: RealtimePriceSource, usage: RealtimeUsageEvent, estimated = false): RealtimeCharge {
-  const extracted = extractUsage(findProvider({ providerId: 'openai' })!, { response: { usage } }, 'realtime').usage as Record<string, number>;
+  const extracted = extractUsage(openai(), { response: { usage } }, 'realtime').usage as Record<string, number>;
   const inputTokens = extracted.input_tokens ?? 0;
   const outputTokens = extracted.output_tokens ?? 0;
   const charge: RealtimeCharge = {

@@ -56,7 +56,9 @@ function wrapIterator(iterator: AsyncIterator<unknown>): AsyncIterator<unknown> 
   } as AsyncIterator<unknown>;
 }
 
-const resultProxies = new WeakMap<object, object>();
+/** The proxy of a wrapped result, kept on the result itself: a WeakMap keyed by per-call objects made them outlive young-generation GCs (~1.7 MB surviving each scavenge). */
+const RESULT_PROXY = Symbol('guarded-llm.proxy');
+type Wrapped = { [RESULT_PROXY]?: object };
 
 /**
  * Wraps what an SDK method returned (APIPromise, Stream, MessageStream, ChatCompletionStream, …)
@@ -64,7 +66,7 @@ const resultProxies = new WeakMap<object, object>();
  */
 export function wrapResult<T>(result: T): T {
   if (!isObjectLike(result) || typeof result === 'function') return result;
-  const cached = resultProxies.get(result);
+  const cached = (result as Wrapped)[RESULT_PROXY];
   if (cached) return cached as T;
   const proxy = new Proxy(result, {
     get(target, prop) {
@@ -106,7 +108,7 @@ export function wrapResult<T>(result: T): T {
       };
     },
   });
-  resultProxies.set(result, proxy);
+  if (Object.isExtensible(result)) Object.defineProperty(result, RESULT_PROXY, { value: proxy });
   return proxy as T;
 }
 

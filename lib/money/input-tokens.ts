@@ -17,6 +17,9 @@ export interface InputWeight {
 }
 
 class Weighed implements InputWeight {
+  /** What a calibrated estimate was before calibration, to learn from its answer (undefined: exact). */
+  estimate: { model: string; estimated: number } | undefined;
+
   constructor(
     private value: number,
     /** Re-weighs with the calibration learned since (undefined: exact, nothing to learn). */
@@ -71,16 +74,13 @@ export class InputWeigher {
   private calibrated(model: string | undefined, estimated: number): InputWeight {
     if (!model) return new Weighed(estimated, undefined);
     const weight = new Weighed(Math.ceil(estimated * (this.calibration.get(model) ?? 1)), () => Math.ceil(estimated * (this.calibration.get(model) ?? 1)));
-    this.estimates.set(weight, { model, estimated });
+    weight.estimate = { model, estimated };
     return weight;
   }
 
-  /** What each calibrated weight was estimated at, to learn from its answer. */
-  private readonly estimates = new WeakMap<InputWeight, { model: string; estimated: number }>();
-
   /** Learns from the provider's reported input count when `tap` ends (estimates only, never exact counts). */
   learnFrom(weight: InputWeight, tap: ResponseTap | undefined): void {
-    const known = this.estimates.get(weight);
+    const known = weight instanceof Weighed ? weight.estimate : undefined;
     if (!known || !tap || known.estimated <= 0) return;
     tap.onEnd((end) => {
       if (!end.usage || end.usage.estimated || end.usage.inputTokens <= 0) return;

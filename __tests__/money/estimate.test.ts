@@ -93,8 +93,8 @@ describe('exact OpenAI counts with the optional gpt-tokenizer', () => {
   });
 });
 
-describe('counts of long texts are remembered (a system prompt sent with every call)', () => {
-  test('remembered counts are the counts; short texts are counted each time; the least recently used go first', () => {
+describe('counts of texts are remembered (a system prompt sent with every call)', () => {
+  test('remembered counts are the counts; the least recently used long texts go first; the short table starts over when full', () => {
     let counted = 0;
     const counter = cachedCounter((t) => (counted++, t.length));
     const text = (i: number) => String(i).padEnd(600, 'x');
@@ -102,7 +102,13 @@ describe('counts of long texts are remembered (a system prompt sent with every c
     expect(counted).toBe(1);
     counter('short');
     counter('short');
-    expect(counted).toBe(3);
+    expect(counted).toBe(2);
+    // 4,096 short texts fill the table: the next one empties it, so 'short' is counted again.
+    for (let i = 0; i < 4096; i++) counter(`s${i}`);
+    expect(counted).toBe(2 + 4096);
+    expect(counter('short')).toBe(5);
+    expect(counted).toBe(2 + 4096 + 1);
+    counted = 3;
     // It keeps 1,000,000 characters: 1,700 texts of 600 push the oldest out, not one used meanwhile.
     for (let i = 2; i < 1700; i++) {
       counter(text(i));

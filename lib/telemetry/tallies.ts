@@ -7,16 +7,19 @@ import type { CallContext } from '../pipeline';
 import type { GuardEmitter } from '../events';
 import { callOutcome, ModelLabels, type CallObserver } from './observer';
 
-/** Counts by label set. */
+/** Counts by label set: up to two labels, named once, so that counting a call builds no object. */
 export class LabeledCounts {
   private readonly counts = new Map<string, { labels: Record<string, string>; value: number }>();
 
-  add(labels: Record<string, string>, value = 1): void {
+  constructor(private readonly names: readonly [] | readonly [string] | readonly [string, string]) {}
+
+  /** Adds `value` to the count of the label values `a` (and `b`), in the order of the names. */
+  add(value: number, a = '', b?: string): void {
     if (value === 0) return;
-    const key = Object.values(labels).join('\u0000');
+    const key = b === undefined ? a : `${a}\u0000${b}`;
     const entry = this.counts.get(key);
     if (entry) entry.value += value;
-    else this.counts.set(key, { labels, value });
+    else this.counts.set(key, { labels: Object.fromEntries(this.names.map((name, i) => [name, i === 0 ? a : b!])), value });
   }
 
   entries(): IterableIterator<{ labels: Record<string, string>; value: number }> {
@@ -27,49 +30,49 @@ export class LabeledCounts {
 export class CallTallies implements CallObserver {
   readonly models = new ModelLabels();
   /** By model and outcome. */
-  readonly requests = new LabeledCounts();
+  readonly requests = new LabeledCounts(['model', 'outcome']);
   /** By model. */
-  readonly attempts = new LabeledCounts();
-  readonly provider429s = new LabeledCounts();
+  readonly attempts = new LabeledCounts(['model']);
+  readonly provider429s = new LabeledCounts(['model']);
   /** By model and reason. */
-  readonly retries = new LabeledCounts();
-  readonly localWaits = new LabeledCounts();
+  readonly retries = new LabeledCounts(['model', 'reason']);
+  readonly localWaits = new LabeledCounts([]);
   /** By model and direction (input, output). */
-  readonly tokens = new LabeledCounts();
+  readonly tokens = new LabeledCounts(['model', 'direction']);
   /** US dollars, by model. */
-  readonly cost = new LabeledCounts();
+  readonly cost = new LabeledCounts(['model']);
   /** By stage and scope kind. */
-  readonly budgetRefusals = new LabeledCounts();
+  readonly budgetRefusals = new LabeledCounts(['stage', 'scope']);
   private readonly offs: Array<() => void>;
 
   constructor(emitter: GuardEmitter) {
     this.offs = [
-      emitter.on('retry', (e) => this.retries.add({ model: this.models.label(e.model), reason: e.reason })),
+      emitter.on('retry', (e) => this.retries.add(1, this.models.label(e.model), e.reason)),
       emitter.on('rate-limited', (e) => {
-        if (e.source === 'local') this.localWaits.add({});
+        if (e.source === 'local') this.localWaits.add(1);
       }),
       emitter.on('budget:exceeded', (e) =>
-        this.budgetRefusals.add({ stage: e.stage, scope: e.key === 'global' || e.key === 'call' ? e.key : e.key.slice(0, e.key.indexOf(':')) }),
+        this.budgetRefusals.add(1, e.stage, e.key === 'global' || e.key === 'call' ? e.key : e.key.slice(0, e.key.indexOf(':'))),
       ),
       emitter.on('cost', (e) => {
         const model = this.models.label(e.model);
-        this.tokens.add({ model, direction: 'input' }, e.usage.inputTokens);
-        this.tokens.add({ model, direction: 'output' }, e.usage.outputTokens);
-        this.cost.add({ model }, e.usd);
+        this.tokens.add(e.usage.inputTokens, model, 'input');
+        this.tokens.add(e.usage.outputTokens, model, 'output');
+        this.cost.add(e.usd, model);
       }),
     ];
   }
 
   attemptStart(ctx: CallContext): void {
-    this.attempts.add({ model: this.models.label(ctx.request.model) });
+    this.attempts.add(1, this.models.label(ctx.request.model));
   }
 
   attemptEnd(ctx: CallContext, response: Response | undefined): void {
-    if (response?.status === 429) this.provider429s.add({ model: this.models.label(ctx.request.model) });
+    if (response?.status === 429) this.provider429s.add(1, this.models.label(ctx.request.model));
   }
 
   callEnd(ctx: CallContext, response: Response | undefined, error?: unknown): void {
-    this.requests.add({ model: this.models.label(ctx.request.model), outcome: callOutcome(response, error) });
+    this.requests.add(1, this.models.label(ctx.request.model), callOutcome(response, error));
   }
 
   close(): void {

@@ -51,9 +51,12 @@ export function createTracing(deps: TracingDeps): CallObserver | undefined {
     span.end();
   };
 
+  const active = () => (typeof global.getDelegate === 'function' ? global.getDelegate() !== noop : true);
   return {
-    active: () => (typeof global.getDelegate === 'function' ? global.getDelegate() !== noop : true),
+    active,
     callStart(ctx) {
+      // Metrics may be what made this call observed: no tracer SDK, no span to start.
+      if (!active()) return;
       const operation = OPERATION[ctx.request.endpoint] ?? ctx.request.endpoint;
       const span = tracer.startSpan(`${operation} ${ctx.request.model ?? ''}`.trim(), { kind: api.SpanKind.CLIENT });
       // No SDK registered (or this span sampled out): nothing to record, nothing more to do.

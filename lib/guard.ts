@@ -10,7 +10,7 @@ import { GuardConfigError } from './errors';
 import { GuardEmitter, type GuardEventName, type GuardListener } from './events';
 import { consoleLogger, type Logger } from './logger';
 import { CallContext, compose, type Next, type Stage } from './pipeline';
-import type { ProviderAdapter } from './providers/adapter';
+import type { ProviderAdapter, Usage } from './providers/adapter';
 import { currentScope } from './scope';
 import { createAttempt } from './attempt';
 import { tapOf } from './internal/response-tap';
@@ -116,7 +116,7 @@ export class Guard {
     const unknown = unknownEnvVars(env, adapter.name);
     if (unknown.length) this.logger.warn({ vars: unknown }, 'ignoring LLM_GUARD_* env vars that name no setting');
 
-    const account = new CostAccount({ emitter: this.emitter, charge: (usd) => void (this.totals.costUsd += usd) });
+    const account = new CostAccount({ emitter: this.emitter, charge: (usd, model, usage) => this.charge(usd, model, usage) });
     const unpriced = new UnpricedModels(logger);
     this.breaker = new CircuitBreakerStage({ emitter: this.emitter, provider: adapter.name, settings: config.breaker });
     // Fixed order, outermost first: cost guard → batch cost → retry → breaker → rate limiter → fetch.
@@ -157,9 +157,15 @@ export class Guard {
       emitter: this.emitter,
       logger,
       nextCallId: () => ++this.callSeq,
-      addCost: (usd) => void (this.totals.costUsd += usd),
+      addCost: (usd, model, usage) => this.charge(usd, model, usage),
     });
     this.route(config);
+  }
+
+  /** A charge (or, without usage, a refund) to the totals, and to the tallies of what was charged. */
+  private charge(usd: number, model: string | undefined, usage: Usage | undefined): void {
+    this.totals.costUsd += usd;
+    if (usage) this.tallies.charged(model, usage, usd);
   }
 
   /** Guards an OpenAI Realtime client for a session in `scope` (see RealtimeSessions). */

@@ -15,14 +15,14 @@ export class CostAccount {
   constructor(
     private readonly deps: {
       emitter: GuardEmitter;
-      /** Adds what a call cost (or gives back, negative) to the guard's totals. */
-      charge: (usd: number) => void;
+      /** Adds what a call cost (or gives back, negative) to the guard's totals; with `usage` to its tallies too. */
+      charge: (usd: number, model?: string, usage?: Usage) => void;
     },
   ) {}
 
   /** A call was charged `usd` for `usage`. */
   charged(ctx: CallContext, usage: Usage, usd: number): void {
-    this.deps.charge(usd);
+    this.deps.charge(usd, ctx.request.model, usage);
     ctx.report.costUsd = usd;
     if (this.deps.emitter.has('cost')) this.deps.emitter.emit('cost', { ...ctx.eventBase(), usd, usage, estimated: usage.estimated === true });
   }

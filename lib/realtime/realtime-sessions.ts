@@ -10,6 +10,7 @@ import type { Logger } from '../logger';
 import { budgetLines, tierOf } from '../money/budget-lines';
 import type { Ledger } from '../money/ledger';
 import type { GuardScope } from '../scope-kinds';
+import type { Usage } from '../providers/adapter';
 import { realtimePriceSource, type RealtimeCharge } from './realtime-price';
 import { RealtimeSession, type RealtimeClientLike, type SessionEnd } from './realtime-session';
 
@@ -23,7 +24,8 @@ export interface RealtimeSessionsDeps {
   /** A new call id (sessions' responses are numbered with the guard's calls). */
   nextCallId: () => number;
   /** Adds a charge to the guard's totals. */
-  addCost: (usd: number) => void;
+  /** Adds a response's charge to the guard's totals and tallies. */
+  addCost: (usd: number, model: string | undefined, usage: Usage) => void;
 }
 
 /** Per-session caps for one guard.realtime() call (the config's `realtime` otherwise). */
@@ -87,7 +89,7 @@ export class RealtimeSessions {
   }
 
   private charged(charge: RealtimeCharge, model: string | undefined, scope: Readonly<GuardScope>): void {
-    this.deps.addCost(charge.usd);
+    this.deps.addCost(charge.usd, model, charge.usage);
     if (this.deps.emitter.has('cost')) {
       this.deps.emitter.emit('cost', { callId: this.deps.nextCallId(), provider: 'openai', model, endpoint: 'realtime', scope, usd: charge.usd, usage: charge.usage, estimated: charge.usage.estimated === true });
     }

@@ -4,6 +4,7 @@
  * that registers lazily) still report everything since the start.
  */
 import type { CallContext } from '../pipeline';
+import type { Usage } from '../providers/adapter';
 import type { GuardEmitter } from '../events';
 import { callOutcome, ModelLabels, type CallObserver } from './observer';
 
@@ -54,13 +55,15 @@ export class CallTallies implements CallObserver {
       emitter.on('budget:exceeded', (e) =>
         this.budgetRefusals.add(1, e.stage, e.key === 'global' || e.key === 'call' ? e.key : e.key.slice(0, e.key.indexOf(':'))),
       ),
-      emitter.on('cost', (e) => {
-        const model = this.models.label(e.model);
-        this.tokens.add(e.usage.inputTokens, model, 'input');
-        this.tokens.add(e.usage.outputTokens, model, 'output');
-        this.cost.add(e.usd, model);
-      }),
     ];
+  }
+
+  /** A charge (told directly, not through the 'cost' event: that one is built only for the user's listeners). */
+  charged(model: string | undefined, usage: Usage, usd: number): void {
+    const label = this.models.label(model);
+    this.tokens.add(usage.inputTokens, label, 'input');
+    this.tokens.add(usage.outputTokens, label, 'output');
+    this.cost.add(usd, label);
   }
 
   attemptStart(ctx: CallContext): void {

@@ -1,14 +1,14 @@
 /**
  * Before/after: this checkout's guard against another checkout's (BENCH_AGAINST=/path/to/it,
- * e.g. a `git worktree` of an earlier commit sharing this node_modules), in one process,
+ * e.g. a `git worktree` of an earlier commit sharing this node_modules), each as its built
+ * bundle (built when missing), in one process,
  * alternating rounds so host noise falls on both alike: calls per second with an in-memory
  * fetch, and the median time per call over local HTTP, each beside the raw SDK.
  */
-import { join } from 'node:path';
 import OpenAI from 'openai';
-import { createGuardedClient } from '../lib';
+import type { createGuardedClient } from '../lib';
 import { startFakeProvider } from '../lib/testing';
-import { fmt, median, memoryFetch, table } from './support';
+import { builtPackage, fmt, median, memoryFetch, table } from './support';
 
 type Create = typeof createGuardedClient;
 const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
@@ -17,15 +17,19 @@ async function perSecond(create: Create | undefined, calls: number): Promise<num
   const base = new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: memoryFetch() });
   const client = create ? create(base, { limits: { maxConcurrent: 64, adaptive: false }, logLevel: 'silent' }) : base;
   let next = 0;
+  const run = (until: number) =>
+    Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (next < until) {
+          next++;
+          await client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 });
+        }
+      }),
+    );
+  await run(2_000); // warm-up: a new client's closures are not yet compiled
+  next = 0;
   const started = performance.now();
-  await Promise.all(
-    Array.from({ length: 64 }, async () => {
-      while (next < calls) {
-        next++;
-        await client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 });
-      }
-    }),
-  );
+  await run(calls);
   const rate = calls / ((performance.now() - started) / 1000);
   if (create) await (client as unknown as { guard: { close(): Promise<void> } }).guard.close();
   return rate;
@@ -47,12 +51,14 @@ async function perCallUs(create: Create | undefined, baseURL: string, calls: num
 export async function runCompare(log: (line: string) => void = console.log): Promise<{ markdown: string }> {
   const against = process.env.BENCH_AGAINST;
   if (!against) throw new Error('BENCH_AGAINST=/path/to/another/checkout is required for the compare part');
-  const other = (require(join(against, 'lib')) as { createGuardedClient: Create }).createGuardedClient;
+  // Both as users run them: each checkout's built bundle.
+  const other = builtPackage(against).createGuardedClient as Create;
+  const own = builtPackage().createGuardedClient;
   const fake = await startFakeProvider({ outputTokens: 16 });
   const rounds = 6;
   const rate: Record<'raw' | 'before' | 'after', number[]> = { raw: [], before: [], after: [] };
   const us: Record<'raw' | 'before' | 'after', number[]> = { raw: [], before: [], after: [] };
-  const order = [['raw', undefined], ['before', other], ['after', createGuardedClient]] as const;
+  const order = [['raw', undefined], ['before', other], ['after', own]] as const;
   for (let i = 0; i < rounds; i++) {
     // Each round starts with another of the three, so none always runs on a warmer (or busier) host.
     for (const [key, create] of [...order.slice(i % 3), ...order.slice(0, i % 3)]) {

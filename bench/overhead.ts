@@ -7,9 +7,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
-import { createGuardedClient } from '../lib';
 import { startFakeProvider } from '../lib/testing';
-import { fmt, median, memoryFetch, percentile, table } from './support';
+import { builtPackage, fmt, median, memoryFetch, percentile, table } from './support';
+
+/** The built bundle, as users run it (see builtPackage). */
+const { createGuardedClient } = builtPackage();
 
 const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
 

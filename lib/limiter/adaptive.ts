@@ -14,11 +14,12 @@ export type RequestsMode = 'configured' | 'probing' | 'learned' | 'unlimited';
 /** What the plan needs to know of a call to sync on its answer. */
 export interface SyncedLease {
   readonly seq: number;
-  /** Each bucket's dispatch count when the call left. */
-  readonly dispatchedAt: Map<Bucket, number>;
   readonly dispatchedTime: number;
-  /** What the call weighed in each bucket. */
-  readonly weights: Map<Bucket, number>;
+  /** The request bucket's dispatch count when the call left (it weighed 1 there). */
+  readonly mainDispatchedAt: number;
+  /** The token buckets it took from: what it weighed there, and their dispatch counts when it left. */
+  readonly taken: ReadonlyArray<readonly [Bucket, number]>;
+  readonly takenDispatchedAt: readonly number[];
 }
 
 export interface AdaptiveDeps {
@@ -144,11 +145,14 @@ export class AdaptivePlan {
       if (!bucket || lease.seq <= bucket.syncedSeq || this.deps.paused()) continue;
       bucket.syncedSeq = lease.seq;
       // Not yet in the provider's count: what went out after this call.
-      const after = bucket.dispatched - (lease.dispatchedAt.get(bucket) ?? bucket.dispatched);
+      const index = lease.taken.findIndex(([b]) => b === bucket);
+      const dispatchedAt = bucket === this.deps.main ? lease.mainDispatchedAt : index >= 0 ? lease.takenDispatchedAt[index]! : bucket.dispatched;
+      const weight = bucket === this.deps.main ? 1 : index >= 0 ? lease.taken[index]![1] : 0;
+      const after = bucket.dispatched - dispatchedAt;
       const left = window.remaining - after;
       // Calls that left just before this one may reach the provider after it (network jitter):
       // its count then misses them, so it may lower our estimate but not raise it.
-      const justBefore = bucket.dispatchedSince(lease.dispatchedTime - NETWORK_JITTER_MS) - (lease.weights.get(bucket) ?? 0) - after;
+      const justBefore = bucket.dispatchedSince(lease.dispatchedTime - NETWORK_JITTER_MS) - weight - after;
       // A call sent before this one and not answered yet may not have reached the provider
       // (a busy process sends late): its count may miss it, so it may lower, not raise.
       let olderInFlight = false;

@@ -55,6 +55,10 @@ type LeaseState = Lease & SyncedLease;
  * moment they left would run ahead of it, and the calls after the burst would meet a 429.
  */
 const START_HOLD_MAX_MS = 250;
+/** No token bucket taken: one shared empty list instead of one per call. */
+const NONE: readonly number[] = [];
+const NO_SCOPE_RATES: ScopeRate[] = [];
+const NO_SHARED: SharedTaken = [];
 
 /**
  * The traffic limiter of one guard. A call passes, in order: the shared rates (Distributed mode),
@@ -182,18 +186,12 @@ export class TrafficLimiter {
     return scopes;
   }
 
-  async acquire(scope: Readonly<GuardScope>, weighIn: () => CallWeights, signal: AbortSignal | undefined, model: string | undefined, tier?: ResolvedTier): Promise<Lease> {
-    let weights = weighIn();
+  /** A lease at once when nothing has to wait (no promise, nothing queued), else the wait for one. */
+  acquire(scope: Readonly<GuardScope>, weighIn: () => CallWeights, signal: AbortSignal | undefined, model: string | undefined, tier?: ResolvedTier): Lease | Promise<Lease> {
+    const weights = weighIn();
     const config = this.config;
     const { maxQueue, maxWaitMs } = config.limits;
     const tokenWeights: Record<TokenDimension, number> = { tokens: weights.input + weights.output, inputTokens: weights.input, outputTokens: weights.output };
-    // Weighed again when the call gets its slot: what was learned while it waited counts.
-    const reweigh = () => {
-      weights = weighIn();
-      tokenWeights.tokens = weights.input + weights.output;
-      tokenWeights.inputTokens = weights.input;
-      tokenWeights.outputTokens = weights.output;
-    };
     this.refuseAtOnce(tokenWeights, maxWaitMs);
     const scopes = this.scopeLimitersOf(tier);
     const scopeLimiters = scopes.limitersFor(scope);
@@ -211,12 +209,12 @@ export class TrafficLimiter {
 
     const started = performance.now();
     const shared = this.shared;
-    const scopeRates: ScopeRate[] = shared ? scopeLimiters.filter((s) => s.perMs !== undefined).map((s) => ({ key: s.key, perMs: s.perMs!, capacity: s.capacity })) : [];
+    const scopeRates: ScopeRate[] = shared ? scopeLimiters.filter((s) => s.perMs !== undefined).map((s) => ({ key: s.key, perMs: s.perMs!, capacity: s.capacity })) : NO_SCOPE_RATES;
     const sharing = shared !== undefined && (shared.active || scopeRates.length > 0);
     if (shared && shared.store.status === 'down' && config.redisFailure === 'reject') throw new SharedStateUnavailableError('the shared rate limits');
     const immediate = sharing ? undefined : this.tryNow(scopeLimiters, tokenWeights);
     if (immediate) {
-      const lease = this.lease(immediate.grants, immediate.taken, weights, 0, scopeLimiters, []);
+      const lease = this.lease(immediate.grants, immediate.taken, weights, 0, scopeLimiters, NO_SHARED);
       if (immediate.fromIdle) this.holdRefill(lease.seq);
       return lease;
     }
@@ -228,7 +226,33 @@ export class TrafficLimiter {
         limit: 'maxQueue',
       });
     }
+    return this.queued(scope, weighIn, weights, tokenWeights, signal, model, scopeLimiters, scopeRates, sharing, started);
+  }
 
+  /** The wait of a call that could not go at once: shared rates, per-scope limits, the fair queue, the pause. */
+  private async queued(
+    scope: Readonly<GuardScope>,
+    weighIn: () => CallWeights,
+    weighed: CallWeights,
+    tokenWeights: Record<TokenDimension, number>,
+    signal: AbortSignal | undefined,
+    model: string | undefined,
+    scopeLimiters: ScopeLimiter[],
+    scopeRates: ScopeRate[],
+    sharing: boolean,
+    started: number,
+  ): Promise<Lease> {
+    const config = this.config;
+    const { maxWaitMs } = config.limits;
+    const shared = this.shared;
+    let weights = weighed;
+    // Weighed again when the call gets its slot: what was learned while it waited counts.
+    const reweigh = () => {
+      weights = weighIn();
+      tokenWeights.tokens = weights.input + weights.output;
+      tokenWeights.inputTokens = weights.input;
+      tokenWeights.outputTokens = weights.output;
+    };
     const grants: Grant[] = [];
     const taken: Array<[Bucket, number]> = [];
     const sharedTaken: SharedTaken = [];
@@ -391,7 +415,6 @@ export class TrafficLimiter {
   private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: ScopeLimiter[], sharedTaken: SharedTaken): Lease {
     const seq = ++this.seq;
     this.adaptive.dispatched(seq);
-    const dispatchedAt = new Map<Bucket, number>([[this.main, this.main.dispatched], ...taken.map(([b]) => [b, b.dispatched] as [Bucket, number])]);
     this.inFlight++;
     let slotFreed = false;
     let settled = false;
@@ -405,9 +428,10 @@ export class TrafficLimiter {
     const lease: LeaseState = {
       seq,
       waitedMs,
-      dispatchedAt,
       dispatchedTime: performance.now(),
-      weights: new Map<Bucket, number>([[this.main, 1], ...taken]),
+      mainDispatchedAt: this.main.dispatched,
+      taken,
+      takenDispatchedAt: taken.length ? taken.map(([b]) => b.dispatched) : NONE,
       releaseSlot,
       settle: (actualOutput, actualInput) => {
         releaseSlot();

@@ -178,7 +178,8 @@ export class PriceBook {
       model = { starts: [...starts].sort((a, b) => a - b), tiers: new Map() };
       this.units.set(modelId, model);
     }
-    const tier = model.starts.filter((start) => inputTokens > start).length;
+    let tier = 0;
+    while (tier < model.starts.length && inputTokens > model.starts[tier]!) tier++;
     const cached = model.tiers.get(tier);
     if (cached && Date.now() - cached.at < UNIT_PRICE_TTL_MS) return cached;
     // A representative input inside this tier: its first token count past the tier's start.

@@ -18,7 +18,8 @@ export class RateLimitStage implements Stage {
     if (!ctx.request.billable) return next(ctx);
     const limiter = this.limiter;
     const output = ctx.request.endpoint === 'embeddings' ? 0 : (ctx.request.maxOutputTokens ?? DEFAULT_OUTPUT_RESERVATION);
-    const lease = await limiter.acquire(ctx.scope, () => ({ input: ctx.input.current(), output }), ctx.signal, ctx.request.model, ctx.tier);
+    const acquired = limiter.acquire(ctx.scope, () => ({ input: ctx.input.current(), output }), ctx.signal, ctx.request.model, ctx.tier);
+    const lease = acquired instanceof Promise ? await acquired : acquired;
     ctx.report.queuedMs += lease.waitedMs;
     let response: Response;
     try {

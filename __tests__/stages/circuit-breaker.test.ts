@@ -30,6 +30,18 @@ describe('CircuitBreakerStage alone', () => {
     stage.close();
   });
 
+  it('counts successes in the error rate: 3 good answers and 3 faults stay closed (50 %), a fourth fault opens it (57 % > 50 %)', async () => {
+    const { stage, events, config } = breakerStage();
+    const answer = (status: number) => async () => new Response('{}', { status });
+    for (const status of [200, 200, 200, 503, 503, 503]) await stage.run(callContext(body, options), answer(status));
+    await new Promise((r) => setImmediate(r));
+    expect(stage.status(config).state).toBe('closed');
+    await stage.run(callContext(body, options), answer(503));
+    await new Promise((r) => setImmediate(r));
+    expect(events.map((e) => e.state)).toEqual(['open']);
+    stage.close();
+  });
+
   it('does not count 4xx and 429 answers as faults', async () => {
     const { stage, events } = breakerStage();
     for (const status of [400, 429, 404, 429, 401]) await stage.run(callContext(body, options), async () => new Response('{}', { status }));

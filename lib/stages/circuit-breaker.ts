@@ -11,6 +11,7 @@ class ProviderFault extends Error {
   }
 }
 const MAX_BREAKERS = 1000;
+const NO_ARGS: unknown[] = [];
 
 interface Entry {
   breaker: CircuitBreaker;
@@ -122,7 +123,17 @@ export class CircuitBreakerStage implements Stage {
     return response;
   }
 
+  /**
+   * Feeds opossum an outcome. A success on a closed breaker is counted through the events its own
+   * stats listen to ('fire', 'success': what fire() emits there), ~0.2 µs instead of fire()'s ~5;
+   * a fault, or any outcome in another state, goes through fire() so that opossum can trip or close.
+   */
   private record(breaker: CircuitBreaker, fault: unknown): void {
+    if (fault === undefined && breaker.closed) {
+      breaker.emit('fire', NO_ARGS);
+      breaker.emit('success', undefined, 0);
+      return;
+    }
     breaker.fire(() => (fault === undefined ? Promise.resolve() : Promise.reject(fault))).catch(() => {});
   }
 

@@ -212,7 +212,20 @@ export class Guard {
     if (this.emitter.has('request')) {
       this.emitter.emit('request', { ...ctx.eventBase(), stream: request.stream, maxOutputTokens: request.maxOutputTokens, inputTokensEstimate: ctx.inputTokens });
     }
-    const response = this.observers.length === 0 || !this.observers.some((o) => o.active?.() ?? true) ? await this.pipeline(ctx) : await this.observed(ctx);
+    // Metrics and tracing follow the call when any of them is active (in this frame: one async step less).
+    const observers = this.observers.length === 0 || !this.observers.some((o) => o.active?.() ?? true) ? undefined : this.observers;
+    let response: Response;
+    if (observers) {
+      ctx.report.observed = true;
+      for (const o of observers) o.callStart?.(ctx);
+      try {
+        response = await this.pipeline(ctx);
+      } catch (error) {
+        for (const o of observers) o.callEnd?.(ctx, undefined, error);
+        throw error;
+      }
+      for (const o of observers) o.callEnd?.(ctx, response);
+    } else response = await this.pipeline(ctx);
     this.weigher.learnFrom(input, tapOf(response));
     return { response, ctx };
   }
@@ -234,19 +247,6 @@ export class Guard {
         if (this.emitter.has('failover')) this.emitter.emit('failover', { from, to, reason });
       },
     });
-  }
-
-  private async observed(ctx: CallContext): Promise<Response> {
-    ctx.report.observed = true;
-    for (const o of this.observers) o.callStart?.(ctx);
-    try {
-      const response = await this.pipeline(ctx);
-      for (const o of this.observers) o.callEnd?.(ctx, response);
-      return response;
-    } catch (error) {
-      for (const o of this.observers) o.callEnd?.(ctx, undefined, error);
-      throw error;
-    }
   }
 
   /** Adds a call observer (metrics, tracing); returns the disposer. */

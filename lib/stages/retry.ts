@@ -55,6 +55,15 @@ async function readErrorResponse(response: Response): Promise<{ text: string; re
   return { text, response: new Response(text, { status: response.status, statusText: response.statusText, headers }) };
 }
 
+/** An error answer: handed back when final, thrown as a RetryableResponse when it may be retried. */
+async function errorAnswer(ctx: CallContext, response: Response): Promise<Response> {
+  const read = await readErrorResponse(response);
+  // Classified on the provider's own headers (the rebuilt ones forbid SDK retries).
+  const classification = ctx.adapter.classifyError(response.status, response.headers, read.text);
+  if (!classification.retryable) return read.response;
+  throw new RetryableResponse(read.response, classification, ctx.adapter.retryAfterMs(response.headers));
+}
+
 function isReplayable(body: RequestInit['body']): boolean {
   return !(typeof body === 'object' && body !== null && (body instanceof ReadableStream || Symbol.asyncIterator in body));
 }
@@ -72,9 +81,18 @@ export class RetryStage implements Stage {
   constructor(private readonly deps: RetryDeps) {}
 
   async run(ctx: CallContext, next: Next): Promise<Response> {
+    const started = performance.now();
+    // The first attempt runs on its own; p-retry takes over only when it failed in a retryable
+    // way (it then sees that failure as its own first attempt), sparing the common path its cost.
+    let first: unknown;
+    try {
+      const response = await next(ctx);
+      return response.ok ? response : await errorAnswer(ctx, response);
+    } catch (error) {
+      first = error instanceof RetryableResponse ? error : new AttemptFailed(error);
+    }
     const retry = ctx.config.retry;
     const retries = isReplayable(ctx.init.body) ? retry.retries : 0;
-    const started = performance.now();
     const attempt = async (): Promise<Response> => {
       let response: Response;
       try {
@@ -82,21 +100,8 @@ export class RetryStage implements Stage {
       } catch (error) {
         throw new AttemptFailed(error);
       }
-      if (response.ok) return response;
-      const read = await readErrorResponse(response);
-      // Classified on the provider's own headers (the rebuilt ones forbid SDK retries).
-      const classification = ctx.adapter.classifyError(response.status, response.headers, read.text);
-      if (!classification.retryable) return read.response;
-      throw new RetryableResponse(read.response, classification, ctx.adapter.retryAfterMs(response.headers));
+      return response.ok ? response : errorAnswer(ctx, response);
     };
-    // The first attempt runs on its own; p-retry takes over only when it failed in a retryable
-    // way (it then sees that failure as its own first attempt), sparing the common path its cost.
-    let first: unknown;
-    try {
-      return await attempt();
-    } catch (error) {
-      first = error;
-    }
     try {
       return await pRetry(
         (n) => {

@@ -15,15 +15,17 @@ interface Scenario {
   budgets: boolean;
   /** A 2,000-token system prompt, as production chat calls carry one. */
   longSystem: boolean;
+  /** The checkout whose bundle to measure (default: this one). */
+  root?: string;
 }
 
 const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
 
 async function main(): Promise<void> {
-  const { guardedClient, calls, inFlight, budgets, longSystem } = JSON.parse(process.argv[2] ?? '{}') as Scenario;
+  const { guardedClient, calls, inFlight, budgets, longSystem, root } = JSON.parse(process.argv[2] ?? '{}') as Scenario;
   const system = longSystem ? readFileSync(join(__dirname, '..', 'README.md'), 'utf8').slice(0, 8000) : undefined;
   const base = new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: memoryFetch() });
-  const client = guardedClient ? builtPackage().createGuardedClient(base, { limits: { maxConcurrent: inFlight, adaptive: false }, ...(budgets ? {} : { cost: { budgets: [] } }) }) : base;
+  const client = guardedClient ? builtPackage(root).createGuardedClient(base, { limits: { maxConcurrent: inFlight, adaptive: false }, logLevel: 'silent', ...(budgets ? {} : { cost: { budgets: [] } }) }) : base;
   let next = 0;
   const worker = async () => {
     while (next < calls) {

@@ -127,6 +127,31 @@ describe('ResponseTap on JSON', () => {
     expect(viaText.usage()!.outputTokens).toBe(10);
   });
 
+  test("a Response of another class (a fetch's own subclass) keeps its class, and its body is counted through body, arrayBuffer() or json()", async () => {
+    class OwnResponse extends Response {
+      own(): string {
+        return 'still mine';
+      }
+    }
+    const body = fixture('anthropic/message.json');
+    const own = () => new OwnResponse(body, { status: 200, headers: { 'content-type': 'application/json' } });
+    const tapOn = (raw: Response) => new ResponseTap(raw, { usageFromJson: (json) => anthropicAdapter.usageFromJson(request, json), inputTokensEstimate: 0, abortUpstream: () => {} });
+    const viaJson = tapOn(own());
+    expect(viaJson.response).toBeInstanceOf(OwnResponse);
+    expect((viaJson.response as OwnResponse).own()).toBe('still mine');
+    expect(await viaJson.response.json()).toEqual(JSON.parse(body));
+    expect(viaJson.usage()!.outputTokens).toBe(10);
+    const viaBytes = tapOn(own());
+    expect(new TextDecoder().decode(await viaBytes.response.arrayBuffer())).toBe(body);
+    expect(viaBytes.usage()!.outputTokens).toBe(10);
+    // The AI SDK reads the body itself: a counted copy of it, whole.
+    const viaBody = tapOn(own());
+    expect(await new Response(viaBody.response.body).text()).toBe(body);
+    expect(viaBody.usage()!.outputTokens).toBe(10);
+    // An untapped response of the same class is untouched.
+    expect(Object.getPrototypeOf(own())).toBe(OwnResponse.prototype);
+  });
+
   test('a malformed body ends the tap with the parse error, which the caller still gets', async () => {
     const tap = jsonTap('{"id": "broken", "content": [');
     let ended: TapEnd | undefined;

@@ -289,8 +289,8 @@ export class ResponseTap {
 
 type Tapped = Response & { [TAP_STATE]: { tap: ResponseTap; body: ReadableStream<Uint8Array> | null | undefined } };
 
-/** A JSON response's readers that count usage, over the prototype of its own Response class. */
-const tappedPrototypes = new Map<object, object>();
+/** A JSON response's readers that count usage, over the prototype of its own Response class (keyed weakly: a class may go). */
+const tappedPrototypes = new WeakMap<object, object>();
 function tappedPrototype(proto: Response): object {
   let tapped = tappedPrototypes.get(proto);
   if (tapped) return tapped;

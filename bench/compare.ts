@@ -5,20 +5,17 @@
  * a fresh process, as in the overhead bench; rounds interleaved), and the median time per call
  * over local HTTP (raw, before and after taking turns call by call, so host noise falls on all).
  */
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startFakeProvider } from '../lib/testing';
-import { builtPackage, fmt, median, table } from './support';
+import { builtPackage, fmt, median, table, throughputInFreshProcess } from './support';
 
 const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
 type Key = 'raw' | 'before' | 'after';
 
-/** One in-memory throughput run of `root`'s bundle (or the raw SDK) in a process of its own. */
+/** One in-memory throughput run of `root`'s bundle (or the raw SDK). */
 function perSecond(root: string | undefined): number {
-  const scenario = { guardedClient: root !== undefined, calls: 20_000, inFlight: 64, budgets: true, longSystem: false, ...(root ? { root } : {}) };
-  const out = execFileSync(process.execPath, ['--import', 'tsx', join(__dirname, 'throughput.ts'), JSON.stringify(scenario)], { encoding: 'utf8' });
-  return (JSON.parse(out.trim().split('\n').at(-1)!) as { perSecond: number }).perSecond;
+  return throughputInFreshProcess({ guardedClient: root !== undefined, calls: 20_000, inFlight: 64, budgets: true, longSystem: false, ...(root ? { root } : {}) });
 }
 
 export async function runCompare(log: (line: string) => void = console.log): Promise<{ markdown: string }> {

@@ -3,12 +3,10 @@
  * local fake provider, raw and guarded calls interleaved; (2) calls per second through the
  * pipeline alone, with an in-memory fetch and no limits, beside the raw SDK on the same fetch.
  */
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startFakeProvider } from '../lib/testing';
-import { builtPackage, fmt, median, percentile, table } from './support';
+import { builtPackage, fmt, median, percentile, table, throughputInFreshProcess } from './support';
 
 /** The built bundle, as users run it (see builtPackage). */
 const { createGuardedClient } = builtPackage();
@@ -55,18 +53,6 @@ async function latency(kind: 'openai' | 'anthropic', calls: number): Promise<Ove
   };
 }
 
-/**
- * Calls per second through the pipeline with an in-memory fetch, each scenario in a process of its
- * own (bench/throughput.ts): after the HTTP latency runs in this process, V8 had pretenured the
- * per-call allocation sites (those calls lived across GCs), and the in-memory calls that followed
- * paid old-generation GC for it — 0.34 × raw instead of 0.59 × in one test, 0.80 × with
- * --no-allocation-site-pretenuring. A fresh process measures the pipeline, not that history.
- */
-function throughput(guardedClient: boolean, calls: number, inFlight: number, budgets = true, longSystem = false): number {
-  const out = execFileSync(process.execPath, ['--import', 'tsx', join(__dirname, 'throughput.ts'), JSON.stringify({ guardedClient, calls, inFlight, budgets, longSystem })], { encoding: 'utf8' });
-  return (JSON.parse(out.trim().split('\n').at(-1)!) as { perSecond: number }).perSecond;
-}
-
 export async function runOverhead(log: (line: string) => void = console.log): Promise<{ markdown: string; latency: OverheadResult[]; guardedPerSecond: number; rawPerSecond: number }> {
   const results: OverheadResult[] = [];
   for (const kind of ['openai', 'anthropic'] as const) {
@@ -77,11 +63,12 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
   // Five rounds of every scenario, interleaved so that host noise falls on all alike; medians.
   const runs: number[][] = [[], [], [], [], []];
   for (let round = 0; round < 5; round++) {
-    runs[0]!.push(throughput(false, 20_000, 64));
-    runs[1]!.push(throughput(true, 20_000, 64));
-    runs[2]!.push(throughput(true, 20_000, 64, false));
-    runs[3]!.push(throughput(false, 10_000, 64, true, true));
-    runs[4]!.push(throughput(true, 10_000, 64, true, true));
+    // Each in a fresh process (throughputInFreshProcess says why).
+    runs[0]!.push(throughputInFreshProcess({ guardedClient: false, calls: 20_000, inFlight: 64, budgets: true, longSystem: false }));
+    runs[1]!.push(throughputInFreshProcess({ guardedClient: true, calls: 20_000, inFlight: 64, budgets: true, longSystem: false }));
+    runs[2]!.push(throughputInFreshProcess({ guardedClient: true, calls: 20_000, inFlight: 64, budgets: false, longSystem: false }));
+    runs[3]!.push(throughputInFreshProcess({ guardedClient: false, calls: 10_000, inFlight: 64, budgets: true, longSystem: true }));
+    runs[4]!.push(throughputInFreshProcess({ guardedClient: true, calls: 10_000, inFlight: 64, budgets: true, longSystem: true }));
   }
   const [rawPerSecond, guardedPerSecond, noBudgetsPerSecond, rawLongPerSecond, guardedLongPerSecond] = runs.map((r) => median(r)) as [number, number, number, number, number];
   log(`  with a 2,000-token system prompt: raw SDK ${fmt(rawLongPerSecond, 0)} calls/s, guarded ${fmt(guardedLongPerSecond, 0)} calls/s`);

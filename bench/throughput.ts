@@ -1,28 +1,17 @@
 /**
- * One in-memory throughput scenario of the overhead bench, run in a process of its own (see
- * bench/overhead.ts): `tsx bench/throughput.ts '{"guardedClient":true,"calls":20000,…}'` prints
+ * One in-memory throughput scenario of the overhead and compare benches, run in a process of its
+ * own (see throughputInFreshProcess in bench/support.ts): `tsx bench/throughput.ts '{"guardedClient":true,"calls":20000,…}'` prints
  * `{ "perSecond": … }` as its last line.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import { builtPackage, memoryFetch } from './support';
-
-interface Scenario {
-  guardedClient: boolean;
-  calls: number;
-  inFlight: number;
-  budgets: boolean;
-  /** A 2,000-token system prompt, as production chat calls carry one. */
-  longSystem: boolean;
-  /** The checkout whose bundle to measure (default: this one). */
-  root?: string;
-}
+import { builtPackage, memoryFetch, type ThroughputScenario } from './support';
 
 const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
 
 async function main(): Promise<void> {
-  const { guardedClient, calls, inFlight, budgets, longSystem, root } = JSON.parse(process.argv[2] ?? '{}') as Scenario;
+  const { guardedClient, calls, inFlight, budgets, longSystem, root } = JSON.parse(process.argv[2] ?? '{}') as ThroughputScenario;
   const system = longSystem ? readFileSync(join(__dirname, '..', 'README.md'), 'utf8').slice(0, 8000) : undefined;
   const base = new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: memoryFetch() });
   const client = guardedClient ? builtPackage(root).createGuardedClient(base, { limits: { maxConcurrent: inFlight, adaptive: false }, logLevel: 'silent', ...(budgets ? {} : { cost: { budgets: [] } }) }) : base;

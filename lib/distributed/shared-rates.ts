@@ -102,7 +102,7 @@ export class SharedRates {
    * Takes one unit of each per-scope rate from the fleet's bucket for that key, waiting for its
    * turn when that is within `maxWaitMs()`; refuses (RateLimitExceededError) when not.
    */
-  async takeScopes(rates: ScopeRate[], taken: ScopeRate[], abandoned: () => boolean, maxWaitMs: () => number, failure: 'local' | 'reject', configuredMaxWaitMs: number): Promise<void> {
+  async takeScopes(rates: readonly ScopeRate[], taken: ScopeRate[], abandoned: () => boolean, maxWaitMs: () => number, failure: 'local' | 'reject', configuredMaxWaitMs: number): Promise<void> {
     if (!(await this.store.ready())) {
       if (failure === 'reject') throw new SharedStateUnavailableError('the shared per-scope limits');
       return;

@@ -57,8 +57,8 @@ type LeaseState = Lease & SyncedLease;
 const START_HOLD_MAX_MS = 250;
 /** No token bucket taken: one shared empty list instead of one per call. */
 const NONE: readonly number[] = [];
-const NO_SCOPE_RATES: ScopeRate[] = [];
-const NO_SHARED: SharedTaken = [];
+const NO_SCOPE_RATES: readonly ScopeRate[] = [];
+const NO_SHARED: Readonly<SharedTaken> = [];
 
 /**
  * The traffic limiter of one guard. A call passes, in order: the shared rates (Distributed mode),
@@ -209,7 +209,7 @@ export class TrafficLimiter {
 
     const started = performance.now();
     const shared = this.shared;
-    const scopeRates: ScopeRate[] = shared ? scopeLimiters.filter((s) => s.perMs !== undefined).map((s) => ({ key: s.key, perMs: s.perMs!, capacity: s.capacity })) : NO_SCOPE_RATES;
+    const scopeRates: readonly ScopeRate[] = shared ? scopeLimiters.filter((s) => s.perMs !== undefined).map((s) => ({ key: s.key, perMs: s.perMs!, capacity: s.capacity })) : NO_SCOPE_RATES;
     const sharing = shared !== undefined && (shared.active || scopeRates.length > 0);
     if (shared && shared.store.status === 'down' && config.redisFailure === 'reject') throw new SharedStateUnavailableError('the shared rate limits');
     const immediate = sharing ? undefined : this.tryNow(scopeLimiters, tokenWeights);
@@ -238,7 +238,7 @@ export class TrafficLimiter {
     signal: AbortSignal | undefined,
     model: string | undefined,
     scopeLimiters: ScopeLimiter[],
-    scopeRates: ScopeRate[],
+    scopeRates: readonly ScopeRate[],
     sharing: boolean,
     started: number,
   ): Promise<Lease> {
@@ -412,7 +412,7 @@ export class TrafficLimiter {
     if (this.hold && seq >= this.hold.seq) this.releaseRefill();
   }
 
-  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: ScopeLimiter[], sharedTaken: SharedTaken): Lease {
+  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: ScopeLimiter[], sharedTaken: Readonly<SharedTaken>): Lease {
     const seq = ++this.seq;
     this.adaptive.dispatched(seq);
     this.inFlight++;

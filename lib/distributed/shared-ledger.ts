@@ -6,7 +6,7 @@ import type { SharedStore } from './shared-store';
 
 interface Held {
   where: 'redis' | 'local';
-  lines: BudgetLine[];
+  lines: readonly BudgetLine[];
 }
 
 /**
@@ -21,7 +21,7 @@ export class SharedLedger implements Ledger {
   private local = new MemoryLedger();
   private readonly held = new Map<string, Held>();
   /** Charges Redis has not recorded yet, replayed in order when it is back. */
-  private readonly pending: Array<{ id: string; amounts: Amounts; lines: BudgetLine[] }> = [];
+  private readonly pending: Array<{ id: string; amounts: Amounts; lines: readonly BudgetLine[] }> = [];
   /** Keys the local ledger was started for (from their last state in Redis) in this outage. */
   private seeded = new Set<string>();
   private flushing: Promise<void> | undefined;
@@ -45,7 +45,7 @@ export class SharedLedger implements Ledger {
     return this.pending.length;
   }
 
-  async reserve(id: string, lines: BudgetLine[], amounts: Amounts): Promise<ReserveResult> {
+  async reserve(id: string, lines: readonly BudgetLine[], amounts: Amounts): Promise<ReserveResult> {
     // A call made while the first connection is still coming up waits for it: start is not an outage.
     if (await this.store.ready()) {
       try {
@@ -110,7 +110,7 @@ export class SharedLedger implements Ledger {
     }
   }
 
-  async refund(lines: BudgetLine[], amounts: Amounts, chargedAt: number): Promise<void> {
+  async refund(lines: readonly BudgetLine[], amounts: Amounts, chargedAt: number): Promise<void> {
     // Given back where it is now counted; lost (never over-given) when Redis is unreachable.
     if (!this.store.healthy) return this.local.refund(lines, amounts, chargedAt);
     try {
@@ -125,7 +125,7 @@ export class SharedLedger implements Ledger {
   }
 
   /** Starts a budget key in the local ledger at what Redis last said was spent and reserved. */
-  private seed(lines: BudgetLine[]): void {
+  private seed(lines: readonly BudgetLine[]): void {
     for (const line of lines) {
       if (this.seeded.has(line.key)) continue;
       this.seeded.add(line.key);
@@ -135,7 +135,7 @@ export class SharedLedger implements Ledger {
     }
   }
 
-  private chargeLocally(lines: BudgetLine[], amounts: Amounts): void {
+  private chargeLocally(lines: readonly BudgetLine[], amounts: Amounts): void {
     if (!lines.some((l) => amountFor(l, amounts) > 0)) return;
     const id = `seed:${Math.random()}`;
     this.local.reserve(id, lines.map((l) => ({ ...l, hard: false })), 0);

@@ -1,6 +1,6 @@
 import type { ResolvedBudgetRule, ResolvedConfig, ResolvedTier } from '../config/options';
 import { GuardConfigError } from '../errors';
-import type { GuardScope } from '../scope-kinds';
+import type { BudgetScope, GuardScope } from '../scope-kinds';
 import type { BudgetLine } from './ledger';
 
 /** What a rule counts: dollars (a budget) or tokens (a quota). */
@@ -33,6 +33,11 @@ export function shownKey(ledgerKey: string): { key: string; unit: 'usd' | 'token
   return ledgerKey.endsWith(QUOTA_MARK) ? { key: ledgerKey.slice(0, -QUOTA_MARK.length), unit: 'tokens' } : { key: ledgerKey, unit: 'usd' };
 }
 
+/** The scope kind of a budget key as people read it ('global', 'user:alice' → 'user'). */
+export function scopeOfKey(key: string): BudgetScope {
+  return key === 'global' ? 'global' : (key.slice(0, key.indexOf(':')) as BudgetScope);
+}
+
 /**
  * The tier a call in `scope` runs in: its own (`scope.tier`), else `defaultTier`, else none. An
  * unknown tier is refused before anything is sent.
@@ -54,12 +59,34 @@ export function rulesFor(config: ResolvedConfig, tier: ResolvedTier | undefined)
   return [...config.cost.budgets.filter((r) => r.scope === 'global'), ...tier.budgets];
 }
 
-/** The budgets and quotas a call in `scope` is charged to, as ledger lines. */
-export function budgetLines(config: ResolvedConfig, scope: Readonly<GuardScope>, tier: ResolvedTier | undefined): BudgetLine[] {
+/**
+ * Lines of rule lists that name no scope (the global budget and quota), built once per list: they
+ * are the same for every call (the list lives as long as its config).
+ */
+const scopeFreeLines = new WeakMap<readonly ResolvedBudgetRule[], readonly BudgetLine[]>();
+
+/** The budgets and quotas a call in `scope` is charged to, as ledger lines (shared, never to be changed). */
+export function budgetLines(config: ResolvedConfig, scope: Readonly<GuardScope>, tier: ResolvedTier | undefined): readonly BudgetLine[] {
+  const rules = rulesFor(config, tier);
+  const cached = scopeFreeLines.get(rules);
+  if (cached) return cached;
   const lines: BudgetLine[] = [];
-  for (const rule of rulesFor(config, tier)) {
+  for (const rule of rules) {
     const key = budgetKey(rule, scope);
-    if (key) lines.push({ key: ledgerKey(rule, key), unit: ruleUnit(rule), limit: ruleLimit(rule), windowMs: rule.window, ...(rule.calendar ? { calendar: rule.calendar } : {}), hard: rule.enforcement === 'hard' });
+    if (key) lines.push(lineOf(rule, key));
   }
+  if (rules === config.cost.budgets && rules.every((r) => r.scope === 'global')) scopeFreeLines.set(rules, Object.freeze(lines));
   return lines;
+}
+
+function lineOf(rule: ResolvedBudgetRule, key: string): BudgetLine {
+  return {
+    key: ledgerKey(rule, key),
+    unit: ruleUnit(rule),
+    limit: ruleLimit(rule),
+    windowMs: rule.window,
+    ...(rule.calendar ? { calendar: rule.calendar } : {}),
+    hard: rule.enforcement === 'hard',
+    ...(rule.warnAt !== undefined ? { warnAt: rule.warnAt } : {}),
+  };
 }

@@ -4,7 +4,7 @@ import type { Usage } from '../providers/adapter';
 import { BudgetExceededError, type BudgetExceededDetails, type BudgetStage } from '../errors';
 import type { ReserveResult } from './ledger';
 import { budgetRefusal } from './refusals';
-import { shownKey } from './budget-lines';
+import { scopeOfKey, shownKey } from './budget-lines';
 import { windowText } from '../internal/windows';
 
 /**
@@ -56,7 +56,7 @@ export class CostAccount {
   refused(ctx: CallContext, stage: 'pre-call' | 'stream', result: Extract<ReserveResult, { ok: false }>, worst: { usd: number; tokens: number }, extra: { partial?: Usage; waitedMs?: number } = {}): BudgetExceededError {
     const { refusedBy, state } = result;
     const { key, unit } = shownKey(refusedBy.key);
-    const scope = key === 'global' ? 'global' : (key.slice(0, key.indexOf(':')) as BudgetExceededDetails['scope']);
+    const scope = scopeOfKey(key);
     const tokens = unit === 'tokens';
     return this.exceeded(
       ctx,

@@ -24,6 +24,8 @@ export interface BudgetLine {
   /** Set for a calendar window: everything resets at each UTC boundary. */
   calendar?: CalendarKind;
   hard: boolean;
+  /** The fraction of the limit at which spending warns (`budget:warning`), when the rule sets one. */
+  warnAt?: number;
 }
 
 export interface BudgetState {
@@ -51,7 +53,7 @@ export type ReserveResult =
 
 export interface Ledger {
   /** Reserves `amounts` on every line, or on none if a hard line has no room for its share. */
-  reserve(id: string, lines: BudgetLine[], amounts: Amounts): MaybePromise<ReserveResult>;
+  reserve(id: string, lines: readonly BudgetLine[], amounts: Amounts): MaybePromise<ReserveResult>;
   /** Raises a reservation by `amounts` (a stream that costs more than estimated), on the same terms. */
   extend(id: string, amounts: Amounts): MaybePromise<ReserveResult>;
   /** Replaces the reservation with the actual charge, counted from now. */
@@ -62,7 +64,7 @@ export interface Ledger {
    * Gives back part of an earlier charge made at `chargedAt` (a batch charged at its worst case,
    * trued up when its results are read). Nothing is given back once that charge left its window.
    */
-  refund(lines: BudgetLine[], amounts: Amounts, chargedAt: number): MaybePromise<void>;
+  refund(lines: readonly BudgetLine[], amounts: Amounts, chargedAt: number): MaybePromise<void>;
   /** The state of budget keys (all live ones when `keys` is omitted, most spent first, up to `limit`). */
   states(keys?: string[], limit?: number): MaybePromise<BudgetState[]>;
   close?(): MaybePromise<void>;
@@ -93,7 +95,7 @@ function sliceOf(state: Pick<KeyState, 'windowMs' | 'calendar'>, at: number): nu
 /** The in-process ledger. Keys with nothing spent in their window and nothing reserved are dropped. */
 export class MemoryLedger implements Ledger {
   private readonly keys = new Map<string, KeyState>();
-  private readonly reservations = new Map<string, { amounts: Amounts; lines: BudgetLine[] }>();
+  private readonly reservations = new Map<string, { amounts: Amounts; lines: readonly BudgetLine[] }>();
   private ops = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -128,7 +130,7 @@ export class MemoryLedger implements Ledger {
     return { key, spent: Math.max(0, state.spent), reserved: Math.max(0, state.reserved), nextReleaseAt, limit: state.limit };
   }
 
-  private admit(lines: BudgetLine[], amounts: Amounts): ReserveResult {
+  private admit(lines: readonly BudgetLine[], amounts: Amounts): ReserveResult {
     const now = this.now();
     const states: BudgetState[] = [];
     for (const line of lines) {
@@ -145,7 +147,7 @@ export class MemoryLedger implements Ledger {
     return { ok: true, states };
   }
 
-  reserve(id: string, lines: BudgetLine[], amounts: Amounts): ReserveResult {
+  reserve(id: string, lines: readonly BudgetLine[], amounts: Amounts): ReserveResult {
     this.maybeSweep();
     const result = this.admit(lines, amounts);
     if (!result.ok) return result;
@@ -189,7 +191,7 @@ export class MemoryLedger implements Ledger {
     return out;
   }
 
-  refund(lines: BudgetLine[], amounts: Amounts, chargedAt: number): void {
+  refund(lines: readonly BudgetLine[], amounts: Amounts, chargedAt: number): void {
     for (const line of lines) {
       const state = this.keys.get(line.key);
       const amount = amountFor(line, amounts);

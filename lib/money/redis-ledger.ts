@@ -30,7 +30,7 @@ const SCRIPTS = { reserve: script(RESERVE), settle: script(SETTLE), release: scr
  */
 export class RedisLedger implements Ledger {
   /** Reservations this process holds: the budgets they are on (settle and release need them). */
-  private readonly held = new Map<string, BudgetLine[]>();
+  private readonly held = new Map<string, readonly BudgetLine[]>();
   private readonly instance = randomUUID().slice(0, 12);
   private renewTimer: ReturnType<typeof setInterval> | undefined;
   /** The last state seen per budget key (for status() and for a fallback to start from). */
@@ -51,7 +51,7 @@ export class RedisLedger implements Ledger {
     return `${this.instance}:${id}`;
   }
 
-  private parseStates(lines: BudgetLine[], flat: unknown[], offset: number): BudgetState[] {
+  private parseStates(lines: readonly BudgetLine[], flat: unknown[], offset: number): BudgetState[] {
     const states: BudgetState[] = [];
     for (let i = 0; offset + i * 3 + 2 < flat.length && i < lines.length; i++) {
       const release = Number(flat[offset + i * 3 + 2]);
@@ -72,7 +72,7 @@ export class RedisLedger implements Ledger {
     this.lastKnown.set(state.key, { ...state, line });
   }
 
-  private async admit(id: string, lines: BudgetLine[], amounts: Amounts, extend: boolean): Promise<ReserveResult> {
+  private async admit(id: string, lines: readonly BudgetLine[], amounts: Amounts, extend: boolean): Promise<ReserveResult> {
     const args = [this.rid(id), String(this.ttlMs), extend ? '1' : '0'];
     for (const line of lines) args.push(String(line.limit), windowArg(line), line.hard ? '1' : '0', amountArg(amountFor(line, amounts)));
     const reply = (await runScript(this.client, SCRIPTS.reserve, lines.map((l) => this.budgetKey(l.key)), args)) as unknown[];
@@ -82,7 +82,7 @@ export class RedisLedger implements Ledger {
     return { ok: false, refusedBy: lines[index]!, state: states[index]!, states, amount: amountFor(lines[index]!, amounts) };
   }
 
-  async reserve(id: string, lines: BudgetLine[], amounts: Amounts): Promise<ReserveResult> {
+  async reserve(id: string, lines: readonly BudgetLine[], amounts: Amounts): Promise<ReserveResult> {
     const result = await this.admit(id, lines, amounts, false);
     if (result.ok) {
       this.held.set(id, lines);
@@ -115,7 +115,7 @@ export class RedisLedger implements Ledger {
     this.forget(id);
   }
 
-  async refund(lines: BudgetLine[], amounts: Amounts, chargedAt: number): Promise<void> {
+  async refund(lines: readonly BudgetLine[], amounts: Amounts, chargedAt: number): Promise<void> {
     if (!lines.length) return;
     const args = [String(chargedAt)];
     for (const line of lines) args.push(windowArg(line, chargedAt), amountArg(amountFor(line, amounts)));
@@ -132,7 +132,7 @@ export class RedisLedger implements Ledger {
   }
 
   /** States of the given keys read from Redis (windows as in `lines`). */
-  async read(lines: BudgetLine[]): Promise<BudgetState[]> {
+  async read(lines: readonly BudgetLine[]): Promise<BudgetState[]> {
     if (!lines.length) return [];
     const reply = (await runScript(this.client, SCRIPTS.states, lines.map((l) => this.budgetKey(l.key)), lines.map((l) => windowArg(l)))) as unknown[];
     return this.parseStates(lines, reply, 0);

@@ -44,7 +44,7 @@ export class Reservations {
    * Reserves `worst` on every line — at once when the ledger answers at once (the in-memory one
    * does) and nobody waits on these budgets. Throws what `refuse` makes of the last refusal.
    */
-  reserve(ctx: CallContext, id: string, lines: BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error): Reserved | Promise<Reserved> {
+  reserve(ctx: CallContext, id: string, lines: readonly BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error): Reserved | Promise<Reserved> {
     if (this.queue.busy(lines.map((l) => l.key))) return this.reserveSlow(ctx, id, lines, worst, clampTo, refuse, undefined);
     const first = this.ledger.reserve(id, lines, worst);
     if (!(first instanceof Promise) && first.ok) return { ctx, amounts: worst };
@@ -52,7 +52,7 @@ export class Reservations {
   }
 
   /** `first` is undefined when others already wait on these budgets: this call queues behind them. */
-  private async reserveSlow(ctx: CallContext, id: string, lines: BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error, first: MaybePromise<ReserveResult> | undefined): Promise<Reserved> {
+  private async reserveSlow(ctx: CallContext, id: string, lines: readonly BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error, first: MaybePromise<ReserveResult> | undefined): Promise<Reserved> {
     let result = first === undefined ? undefined : await resolved(first);
     let call = ctx;
     let amount = worst;

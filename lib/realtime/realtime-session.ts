@@ -28,7 +28,7 @@ export interface SessionDeps {
   id: string;
   model: string | undefined;
   price: RealtimePriceSource;
-  lines: BudgetLine[];
+  lines: readonly BudgetLine[];
   ledger: Ledger;
   maxSessionUsd: number;
   maxDurationMs: number;

@@ -28,7 +28,7 @@ const MAX_OPEN_BATCHES = 10_000;
 export class BatchCostStage implements Stage {
   readonly name = 'batchCost';
   /** Batches charged at their worst case, until their results are read: batch id → charge. */
-  private readonly batches = new Map<string, { usd: number; tokens: number; lines: BudgetLine[]; at: number }>();
+  private readonly batches = new Map<string, { usd: number; tokens: number; lines: readonly BudgetLine[]; at: number }>();
 
   constructor(private readonly deps: BatchCostDeps) {}
 

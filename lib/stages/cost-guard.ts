@@ -5,7 +5,7 @@ import type { Usage } from '../providers/adapter';
 import type { BudgetExceededError } from '../errors';
 import type { BudgetLine, BudgetState, Ledger, MaybePromise } from '../money/ledger';
 import { tapOf, type ResponseTap, type TapEnd } from '../internal/response-tap';
-import { budgetKey, budgetLines, ledgerKey, ruleUnit, rulesFor, shownKey } from '../money/budget-lines';
+import { budgetLines, scopeOfKey, shownKey } from '../money/budget-lines';
 import { callCapRefusal, postCallOverrun, streamCapCut, usd } from '../money/refusals';
 import type { CostAccount } from '../money/cost-account';
 import type { UnpricedModels } from '../money/unpriced';
@@ -54,8 +54,12 @@ export class CostGuardStage implements Stage {
   async run(ctx: CallContext, next: Next): Promise<Response> {
     if (!ctx.request.billable) return next(ctx);
     this.deps.unpriced.check(ctx.request.model, ctx.prices, ctx.adapter.name);
-    let call = this.enforceCallCap(ctx);
-    const worst = this.worst(call);
+    let call = ctx;
+    let worst = this.worst(ctx);
+    if (worst.usd > ctx.config.cost.maxCostPerCallUsd) {
+      call = this.enforceCallCap(ctx, worst.usd);
+      worst = this.worst(call);
+    }
     const lines = budgetLines(ctx.config, ctx.scope, ctx.tier);
     const id = `c${ctx.callId}`;
     let reserved: Weights = { usd: 0, tokens: 0 };
@@ -90,7 +94,7 @@ export class CostGuardStage implements Stage {
    * budgets for more room when it costs more than was reserved (cut when they have none).
    * Returns the cut, once there is one.
    */
-  private watchStream(ctx: CallContext, tap: ResponseTap, id: string, lines: BudgetLine[], worstUsd: number, reservedAtStart: Weights): () => BudgetExceededError | undefined {
+  private watchStream(ctx: CallContext, tap: ResponseTap, id: string, lines: readonly BudgetLine[], worstUsd: number, reservedAtStart: Weights): () => BudgetExceededError | undefined {
     const cap = ctx.config.cost.maxCostPerCallUsd;
     let reserved = reservedAtStart;
     let cut: BudgetExceededError | undefined;
@@ -123,7 +127,7 @@ export class CostGuardStage implements Stage {
   }
 
   /** When the body ends (read, cut or abandoned): charge what it cost, once; then the post-call check. */
-  private settleAtEnd(ctx: CallContext, tap: ResponseTap, id: string, lines: BudgetLine[], cutOf: () => BudgetExceededError | undefined): void {
+  private settleAtEnd(ctx: CallContext, tap: ResponseTap, id: string, lines: readonly BudgetLine[], cutOf: () => BudgetExceededError | undefined): void {
     const cap = ctx.config.cost.maxCostPerCallUsd;
     let overrun: BudgetExceededError | undefined;
     tap.onEnd((end) => {
@@ -134,8 +138,8 @@ export class CostGuardStage implements Stage {
       if (usage.estimated && !cut && !end.error && !end.cancelled) this.warnEstimatedOnce(ctx, end.usage === undefined);
       if (lines.length) {
         const states = this.reservations.freed(this.deps.ledger.settle(id, { usd: cost, tokens: usage.inputTokens + usage.outputTokens }));
-        if (states instanceof Promise) void states.then((s) => this.warnings(ctx, lines, s), () => {});
-        else this.warnings(ctx, lines, states);
+        if (states instanceof Promise) void states.then((s) => this.warnings(lines, s), () => {});
+        else this.warnings(lines, states);
       }
       this.deps.account.charged(ctx, usage, cost);
       if (cut && this.deps.emitter.has('stream:aborted')) {
@@ -175,10 +179,6 @@ export class CostGuardStage implements Stage {
     return { inputTokens: ctx.inputTokens, outputTokens: this.maxOutput(ctx), estimated: true };
   }
 
-  private worstCost(ctx: CallContext): number {
-    return this.price(ctx, this.worstUsage(ctx));
-  }
-
   /** The call's worst case on budgets (dollars) and quotas (tokens). */
   private worst(ctx: CallContext): Weights {
     const usage = this.worstUsage(ctx);
@@ -215,12 +215,10 @@ export class CostGuardStage implements Stage {
     return { ctx: clamped, worst: this.worst(clamped) };
   };
 
-  /** Refuses, or clamps max tokens, when the worst case of one call is over the per-call cap. */
-  private enforceCallCap(ctx: CallContext): CallContext {
+  /** The worst case `worst` of one call is over the per-call cap: refuses, or clamps max tokens. */
+  private enforceCallCap(ctx: CallContext, worst: number): CallContext {
     const { cost } = ctx.config;
     const cap = cost.maxCostPerCallUsd;
-    const worst = this.worstCost(ctx);
-    if (worst <= cap) return ctx;
     const fits = this.outputThatFits(ctx, cap);
     if (cost.onOverBudget === 'clamp' && fits >= cost.minOutputTokens && ctx.request.maxOutputTokensField) {
       return this.clamped(ctx, fits, `worst case ${usd(worst)} is over the per-call cap ${usd(cap)}`);
@@ -249,16 +247,14 @@ export class CostGuardStage implements Stage {
     return undefined;
   }
 
-  private warnings(ctx: CallContext, lines: BudgetLine[], states: BudgetState[]): void {
-    const rules = rulesFor(ctx.config, ctx.tier);
+  private warnings(lines: readonly BudgetLine[], states: BudgetState[]): void {
     for (const state of states) {
       const line = lines.find((l) => l.key === state.key);
-      const rule = line && rules.find((r) => { const key = budgetKey(r, ctx.scope); return key !== undefined && ledgerKey(r, key) === state.key; });
-      if (!line || rule?.warnAt === undefined) continue;
+      if (line?.warnAt === undefined) continue;
       // What was spent, not what is reserved: a reservation passing warnAt and its settlement
       // falling back under it would warn on every call.
       const fraction = state.spent / line.limit;
-      if (fraction < rule.warnAt) {
+      if (fraction < line.warnAt) {
         this.warned.delete(state.key);
         continue;
       }
@@ -266,11 +262,11 @@ export class CostGuardStage implements Stage {
       if (this.warned.size > 10_000) this.warned.clear();
       this.warned.add(state.key);
       if (this.deps.emitter.has('budget:warning')) {
-        const unit = ruleUnit(rule);
+        const { key, unit } = shownKey(state.key);
         const tokens = unit === 'tokens';
         this.deps.emitter.emit('budget:warning', {
-          key: shownKey(state.key).key,
-          scope: rule.scope,
+          key,
+          scope: scopeOfKey(key),
           unit,
           limitUsd: tokens ? NaN : line.limit,
           spentUsd: tokens ? NaN : state.spent,

@@ -42,6 +42,33 @@ describe('CircuitBreakerStage alone', () => {
     stage.close();
   });
 
+  it('successes spread over time still dilute faults (they reach opossum in batches)', async () => {
+    const { stage, config } = breakerStage();
+    const answer = (status: number) => async () => new Response('{}', { status });
+    // Three successes 150 ms apart: each batch is handed over on a later success or before a fault.
+    for (let i = 0; i < 3; i++) {
+      await stage.run(callContext(body, options), answer(200));
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    for (let i = 0; i < 3; i++) await stage.run(callContext(body, options), answer(503));
+    await new Promise((r) => setImmediate(r));
+    expect(stage.status(config).state).toBe('closed');
+    stage.close();
+  });
+
+  it('successes that left the rolling window no longer dilute faults', async () => {
+    const windowed = { breaker: { ...options.breaker, rollingWindowMs: 200 } };
+    const { stage, events } = breakerStage(windowed);
+    const answer = (status: number) => async () => new Response('{}', { status });
+    for (let i = 0; i < 5; i++) await stage.run(callContext(body, windowed), answer(200));
+    await new Promise((r) => setTimeout(r, 300));
+    // Counted, the five successes would hold 3 faults at 37 %; out of the window, the faults are 100 %.
+    for (let i = 0; i < 3; i++) await stage.run(callContext(body, windowed), answer(503));
+    await new Promise((r) => setImmediate(r));
+    expect(events.map((e) => e.state)).toEqual(['open']);
+    stage.close();
+  });
+
   it('does not count 4xx and 429 answers as faults', async () => {
     const { stage, events } = breakerStage();
     for (const status of [400, 429, 404, 429, 401]) await stage.run(callContext(body, options), async () => new Response('{}', { status }));

@@ -190,13 +190,16 @@ export function fastLimiter(options: Bottleneck.ConstructorOptions): Bottleneck 
  * Returns false for a Redis-backed limiter, whose state lives in Redis.
  */
 export function setLocalSettings(limiter: Bottleneck, settings: Partial<StoreOptions>): boolean {
-  const options = (limiter as unknown as BottleneckInternals)._store.storeOptions;
+  const store = (limiter as unknown as BottleneckInternals)._store;
+  const options = store.storeOptions;
   if (!options) return false;
   const before = options.reservoir;
   Object.assign(options, settings);
   const after = options.reservoir;
-  // More room: let queued jobs go (this also restarts the refill heartbeat if it is now needed).
-  if (after === null || (before !== null && after > before) || settings.reservoirIncreaseAmount !== undefined) void limiter.updateSettings({});
+  // A running heartbeat reads the refill amount at each tick; only a stopped one needs a restart.
+  const restartRefill = settings.reservoirIncreaseAmount !== undefined && store.heartbeat == null;
+  // More room: let queued jobs go (updateSettings drains them, and starts the heartbeat if needed).
+  if (after === null || (before !== null && after > before) || restartRefill) void limiter.updateSettings({});
   return true;
 }
 

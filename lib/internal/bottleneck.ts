@@ -54,6 +54,7 @@ interface BottleneckInternals {
   _store: LocalStore;
   _run(index: string, job: JobInternals, wait: number): unknown;
   _clearGlobalState(index: string): boolean;
+  _drainAll(capacity: unknown): unknown;
   _free(index: string, job: JobInternals, ...args: unknown[]): unknown;
   _scheduled: Record<string, { timeout: unknown; expiration?: ReturnType<typeof setTimeout>; job: JobInternals }>;
   _limiter: unknown;
@@ -190,16 +191,20 @@ export function fastLimiter(options: Bottleneck.ConstructorOptions): Bottleneck 
  * Returns false for a Redis-backed limiter, whose state lives in Redis.
  */
 export function setLocalSettings(limiter: Bottleneck, settings: Partial<StoreOptions>): boolean {
-  const store = (limiter as unknown as BottleneckInternals)._store;
+  const l = limiter as unknown as BottleneckInternals;
+  const store = l._store;
   const options = store.storeOptions;
   if (!options) return false;
   const before = options.reservoir;
   Object.assign(options, settings);
   const after = options.reservoir;
+  // More room matters only to jobs that wait (RECEIVED or QUEUED): updateSettings drains them.
+  // Without any, it would cost a Bottleneck lock and a drain on every response that re-syncs.
+  const waiting = hasWaiting(l);
+  const moreRoom = after === null || (before !== null && after > before);
   // A running heartbeat reads the refill amount at each tick; only a stopped one needs a restart.
   const restartRefill = settings.reservoirIncreaseAmount !== undefined && store.heartbeat == null;
-  // More room: let queued jobs go (updateSettings drains them, and starts the heartbeat if needed).
-  if (after === null || (before !== null && after > before) || restartRefill) void limiter.updateSettings({});
+  if ((moreRoom && waiting) || restartRefill) void limiter.updateSettings({});
   return true;
 }
 
@@ -229,8 +234,20 @@ export function freeNow(limiter: Bottleneck, weight: number): void {
   const store = l._store;
   store._running -= weight;
   store._done += weight;
-  const counts = l._states.counts;
-  if (counts[0]! > 0 || counts[1]! > 0) (limiter as unknown as { _drainAll(c: unknown): unknown })._drainAll(store.computeCapacity());
+  drainIfWaiting(l);
+}
+
+/** Whether jobs wait in a local limiter (RECEIVED or QUEUED). */
+function hasWaiting(l: BottleneckInternals): boolean {
+  return l._states.counts[0]! > 0 || l._states.counts[1]! > 0;
+}
+
+/**
+ * Lets the jobs that wait go as far as there is room now (Bottleneck's own drain). Nothing waits
+ * on the common path, and updateSettings({}) would take a Bottleneck lock and two async steps there.
+ */
+function drainIfWaiting(l: BottleneckInternals): void {
+  if (hasWaiting(l)) l._drainAll(l._store.computeCapacity());
 }
 
 /** Whether a local limiter has nothing running and nothing waiting. */
@@ -257,7 +274,7 @@ export function adjustReservoir(limiter: Bottleneck, amount: number): void {
   }
   if (o.reservoir == null || amount === 0) return;
   o.reservoir += amount;
-  if (amount > 0) void limiter.updateSettings({}); // more room: let queued calls go
+  if (amount > 0) drainIfWaiting(limiter as unknown as BottleneckInternals); // more room: let waiting calls go
 }
 
 /** The reservoir of a local limiter, read synchronously (null = unlimited). */

@@ -1,10 +1,21 @@
 import parseDuration from 'parse-duration';
 
+/**
+ * Reset headers repeat a few values (`1ms`, `6m0s`, …) on every response; parse-duration takes
+ * ~5 µs a value on a server between calls, so parsed values are kept (the table starts over when full).
+ */
+const parsedDurations = new Map<string, number | undefined>();
+const MAX_PARSED_DURATIONS = 256;
+
 /** Milliseconds in a Go duration (`6m0s`, `1.5s`, `12ms`), as OpenAI's reset headers send. */
 export function parseGoDuration(text: string | null | undefined): number | undefined {
   if (!text) return undefined;
-  const ms = parseDuration(text.trim());
-  return ms === null || !Number.isFinite(ms) || ms < 0 ? undefined : ms;
+  if (parsedDurations.has(text)) return parsedDurations.get(text);
+  const parsed = parseDuration(text.trim());
+  const ms = parsed === null || !Number.isFinite(parsed) || parsed < 0 ? undefined : parsed;
+  if (parsedDurations.size >= MAX_PARSED_DURATIONS) parsedDurations.clear();
+  parsedDurations.set(text, ms);
+  return ms;
 }
 
 /**

@@ -72,8 +72,12 @@ export class Bucket {
   plan: BucketPlan | undefined;
   /** Sum of weights let through since creation: how much went out after a given call. */
   dispatched = 0;
-  /** Recent [time, dispatched] pairs, to tell what went out around a given moment. */
-  private history: Array<[number, number]> = [];
+  /**
+   * Recent dispatches, to tell what went out around a given moment: when (performance clock) and
+   * the running total then, in two flat arrays (searched on every response; pairs cost a lookup each).
+   */
+  private historyAt: number[] = [];
+  private historyTotal: number[] = [];
   /** Dispatch number of the newest call whose response headers synced this bucket. */
   syncedSeq = 0;
   private paused = false;
@@ -128,22 +132,27 @@ export class Bucket {
   /** Records weight let through now. */
   countDispatch(weight: number): void {
     this.dispatched += weight;
-    this.history.push([performance.now(), this.dispatched]);
-    if (this.history.length > 2048) this.history.splice(0, 1024);
+    this.historyAt.push(performance.now());
+    this.historyTotal.push(this.dispatched);
+    if (this.historyAt.length > 2048) {
+      this.historyAt.splice(0, 1024);
+      this.historyTotal.splice(0, 1024);
+    }
   }
 
   /** Weight let through since `time` (performance clock), as far as the history reaches. */
   dispatchedSince(time: number): number {
-    const h = this.history;
+    const at = this.historyAt;
+    const total = this.historyTotal;
     let lo = 0;
-    let hi = h.length;
+    let hi = at.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (h[mid]![0] < time) lo = mid + 1;
+      if (at[mid]! < time) lo = mid + 1;
       else hi = mid;
     }
-    // h[lo] is the first dispatch at or after `time`; everything from it on counts.
-    const before = lo === 0 ? (h[0] ? h[0][1] - 1 : this.dispatched) : h[lo - 1]![1];
+    // Entry lo is the first dispatch at or after `time`; everything from it on counts.
+    const before = lo === 0 ? (total.length ? total[0]! - 1 : this.dispatched) : total[lo - 1]!;
     return this.dispatched - before;
   }
 

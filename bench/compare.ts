@@ -3,12 +3,13 @@
  * e.g. a `git worktree` of an earlier commit sharing this node_modules), each as its built bundle
  * (built when missing), beside the raw SDK: calls per second with an in-memory fetch (each run in
  * a fresh process, as in the overhead bench; rounds interleaved), and the median time per call
- * over local HTTP (raw, before and after taking turns call by call, so host noise falls on all).
+ * over local HTTP (raw, before and after taking turns call by call, so host noise falls on all),
+ * without and with the provider's rate-limit headers.
  */
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startFakeProvider } from '../lib/testing';
-import { builtPackage, fmt, median, table, throughputInFreshProcess } from './support';
+import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, table, throughputInFreshProcess } from './support';
 
 const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
 type Key = 'raw' | 'before' | 'after';
@@ -33,7 +34,25 @@ export async function runCompare(log: (line: string) => void = console.log): Pro
     log(`  round ${i + 1}: ${fmt(rate.before.at(-1)!, 0)} → ${fmt(rate.after.at(-1)!, 0)} calls/s (raw ${fmt(rate.raw.at(-1)!, 0)})`);
   }
 
-  const fake = await startFakeProvider({ outputTokens: 16 });
+  const plain = await perCallUs(against, own, false);
+  const withHeaders = await perCallUs(against, own, true);
+
+  const http = (us: Record<Key, number[]>, key: Key) => [`${fmt(median(us[key]), 0)} µs`, key === 'raw' ? '—' : `${fmt(median(us[key]) - median(us.raw), 0)} µs`];
+  const row = (label: string, key: Key) => [label, fmt(median(rate[key]), 0), fmt(median(rate[key]) / median(rate.raw)), ...http(plain, key), ...http(withHeaders, key)];
+  return {
+    markdown:
+      `This checkout against \`${against}\`, both built bundles (openai SDK, budgets on: the defaults): an in-memory fetch with 64 calls in flight, each run in a fresh process, ${rounds} interleaved rounds (medians); and 2,000 calls each over local HTTP, one at a time, raw, before and after taking turns (medians), from a provider that sends no rate-limit headers and from one that sends them on every response (as OpenAI and Anthropic do; limits never reached).\n\n` +
+      table(
+        ['guard', 'calls/s (in memory)', 'vs raw', 'per call (HTTP)', 'added', 'per call (HTTP, rate-limit headers)', 'added'],
+        [row('raw SDK', 'raw'), row('before', 'before'), row('**after**', 'after')],
+      ),
+  };
+}
+
+/** Median time per call over local HTTP for the raw SDK and both guards, taking turns call by call. */
+async function perCallUs(against: string, own: string, limitHeaders: boolean): Promise<Record<Key, number[]>> {
+  const keys: Key[] = ['raw', 'before', 'after'];
+  const fake = await startFakeProvider({ outputTokens: 16, ...(limitHeaders ? { limits: LIMITS_NEVER_REACHED } : {}) });
   const make = () => new OpenAI({ apiKey: 'sk-bench', baseURL: fake.openaiBaseURL, maxRetries: 0 });
   const clients: Record<Key, OpenAI> = {
     raw: make(),
@@ -50,11 +69,5 @@ export async function runCompare(log: (line: string) => void = console.log): Pro
   }
   for (const key of ['before', 'after'] as const) await (clients[key] as unknown as { guard: { close(): Promise<void> } }).guard.close();
   await fake.close();
-
-  const row = (label: string, key: Key) => [label, fmt(median(rate[key]), 0), fmt(median(rate[key]) / median(rate.raw)), `${fmt(median(us[key]), 0)} µs`, key === 'raw' ? '—' : `${fmt(median(us[key]) - median(us.raw), 0)} µs`];
-  return {
-    markdown:
-      `This checkout against \`${against}\`, both built bundles (openai SDK, budgets on: the defaults): an in-memory fetch with 64 calls in flight, each run in a fresh process, ${rounds} interleaved rounds (medians); and 2,000 calls each over local HTTP, one at a time, raw, before and after taking turns (medians).\n\n` +
-      table(['guard', 'calls/s (in memory)', 'vs raw', 'per call (HTTP)', 'added'], [row('raw SDK', 'raw'), row('before', 'before'), row('**after**', 'after')]),
-  };
+  return us;
 }

@@ -6,7 +6,7 @@
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startFakeProvider } from '../lib/testing';
-import { builtPackage, fmt, median, percentile, table, throughputInFreshProcess } from './support';
+import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, percentile, table, throughputInFreshProcess } from './support';
 
 /** The built bundle, as users run it (see builtPackage). */
 const { createGuardedClient } = builtPackage();
@@ -15,14 +15,16 @@ const messages = [{ role: 'user' as const, content: 'Hello there, how are you to
 
 export interface OverheadResult {
   provider: string;
+  /** The provider sent its rate-limit headers (both real APIs do, on every response). */
+  limitHeaders: boolean;
   rawMedianUs: number;
   guardedMedianUs: number;
   addedMedianUs: number;
   addedP90Us: number;
 }
 
-async function latency(kind: 'openai' | 'anthropic', calls: number): Promise<OverheadResult> {
-  const fake = await startFakeProvider({ outputTokens: 16 });
+async function latency(kind: 'openai' | 'anthropic', calls: number, limitHeaders: boolean): Promise<OverheadResult> {
+  const fake = await startFakeProvider({ outputTokens: 16, ...(limitHeaders ? { limits: LIMITS_NEVER_REACHED } : {}) });
   const make = () =>
     kind === 'openai' ? new OpenAI({ apiKey: 'sk-bench', baseURL: fake.openaiBaseURL, maxRetries: 0 }) : new Anthropic({ apiKey: 'sk-bench', baseURL: fake.anthropicBaseURL, maxRetries: 0 });
   const raw = make();
@@ -46,6 +48,7 @@ async function latency(kind: 'openai' | 'anthropic', calls: number): Promise<Ove
   const diffs = rawTimes.map((r, i) => guardedTimes[i]! - r);
   return {
     provider: kind,
+    limitHeaders,
     rawMedianUs: median(rawTimes),
     guardedMedianUs: median(guardedTimes),
     addedMedianUs: median(guardedTimes) - median(rawTimes),
@@ -55,10 +58,10 @@ async function latency(kind: 'openai' | 'anthropic', calls: number): Promise<Ove
 
 export async function runOverhead(log: (line: string) => void = console.log): Promise<{ markdown: string; latency: OverheadResult[]; guardedPerSecond: number; rawPerSecond: number }> {
   const results: OverheadResult[] = [];
-  for (const kind of ['openai', 'anthropic'] as const) {
-    const r = await latency(kind, 2000);
+  for (const [kind, limitHeaders] of [['openai', false], ['anthropic', false], ['openai', true], ['anthropic', true]] as const) {
+    const r = await latency(kind, 2000, limitHeaders);
     results.push(r);
-    log(`  latency ${kind}: raw ${fmt(r.rawMedianUs, 0)} µs, guarded ${fmt(r.guardedMedianUs, 0)} µs, added ${fmt(r.addedMedianUs, 0)} µs (p90 of paired differences ${fmt(r.addedP90Us, 0)} µs)`);
+    log(`  latency ${kind}${limitHeaders ? ' with rate-limit headers' : ''}: raw ${fmt(r.rawMedianUs, 0)} µs, guarded ${fmt(r.guardedMedianUs, 0)} µs, added ${fmt(r.addedMedianUs, 0)} µs (p90 of paired differences ${fmt(r.addedP90Us, 0)} µs)`);
   }
   // Five rounds of every scenario, interleaved so that host noise falls on all alike; medians.
   const runs: number[][] = [[], [], [], [], []];
@@ -75,8 +78,8 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
   log(`  throughput with an in-memory fetch: raw SDK ${fmt(rawPerSecond, 0)} calls/s, guarded ${fmt(guardedPerSecond, 0)} calls/s (budgets off: ${fmt(noBudgetsPerSecond, 0)})`);
   const markdown = [
     table(
-      ['SDK', 'raw SDK, median', 'guarded, median', 'added by the guard (median)', 'added, p90 of paired calls'],
-      results.map((r) => [r.provider, `${fmt(r.rawMedianUs, 0)} µs`, `${fmt(r.guardedMedianUs, 0)} µs`, `**${fmt(r.addedMedianUs, 0)} µs**`, `${fmt(r.addedP90Us, 0)} µs`]),
+      ['SDK', 'provider sends rate-limit headers', 'raw SDK, median', 'guarded, median', 'added by the guard (median)', 'added, p90 of paired calls'],
+      results.map((r) => [r.provider, r.limitHeaders ? 'yes (as the real APIs)' : 'no', `${fmt(r.rawMedianUs, 0)} µs`, `${fmt(r.guardedMedianUs, 0)} µs`, `**${fmt(r.addedMedianUs, 0)} µs**`, `${fmt(r.addedP90Us, 0)} µs`]),
     ),
     '',
     'In-memory fetch: each scenario in a fresh process, 5 interleaved rounds, medians (see bench/overhead.ts).',

@@ -91,3 +91,9 @@ export function builtPackage(root: string = join(__dirname, '..')): typeof impor
   }
   return require(entry) as typeof import('../lib');
 }
+
+/**
+ * Provider limits far above what the benches reach: nothing is throttled, but every response
+ * carries rate-limit headers, as OpenAI's and Anthropic's do, and the guard learns from them.
+ */
+export const LIMITS_NEVER_REACHED = { requestsPerMinute: 6_000_000, tokensPerMinute: 6_000_000_000 };

@@ -130,6 +130,8 @@ export class CostGuardStage implements Stage {
   private settleAtEnd(ctx: CallContext, tap: ResponseTap, id: string, lines: readonly BudgetLine[], cutOf: () => BudgetExceededError | undefined): void {
     const cap = ctx.config.cost.maxCostPerCallUsd;
     let overrun: BudgetExceededError | undefined;
+    // Decided now, while the lines are at hand: most have no warnAt, and the settle need not look.
+    const warns = lines.some((l) => l.warnAt !== undefined);
     tap.onEnd((end) => {
       const cut = cutOf();
       // A body with nothing to count (no usage, no text) is charged its worst case, never $0.
@@ -138,8 +140,8 @@ export class CostGuardStage implements Stage {
       if (usage.estimated && !cut && !end.error && !end.cancelled) this.warnEstimatedOnce(ctx, end.usage === undefined);
       if (lines.length) {
         const states = this.reservations.freed(this.deps.ledger.settle(id, { usd: cost, tokens: usage.inputTokens + usage.outputTokens }));
-        if (states instanceof Promise) void states.then((s) => this.warnings(lines, s), () => {});
-        else this.warnings(lines, states);
+        if (states instanceof Promise) void states.then((s) => warns && this.warnings(lines, s), () => {});
+        else if (warns) this.warnings(lines, states);
       }
       this.deps.account.charged(ctx, usage, cost);
       if (cut && this.deps.emitter.has('stream:aborted')) {

@@ -8,23 +8,29 @@ import type { Usage } from '../providers/adapter';
 import type { GuardEmitter } from '../events';
 import { callOutcome, ModelLabels, type CallObserver } from './observer';
 
-/** Counts by label set: up to two labels, named once, so that counting a call builds no object. */
+type Count = { labels: Record<string, string>; value: number };
+
+/**
+ * Counts by label set: up to two labels, named once, so that counting a call builds no object
+ * and no string (a map per first label value, holding the counts by the second).
+ */
 export class LabeledCounts {
-  private readonly counts = new Map<string, { labels: Record<string, string>; value: number }>();
+  private readonly counts = new Map<string, Map<string, Count>>();
 
   constructor(private readonly names: readonly [] | readonly [string] | readonly [string, string]) {}
 
   /** Adds `value` to the count of the label values `a` (and `b`), in the order of the names. */
-  add(value: number, a = '', b?: string): void {
+  add(value: number, a = '', b = ''): void {
     if (value === 0) return;
-    const key = b === undefined ? a : `${a}\u0000${b}`;
-    const entry = this.counts.get(key);
+    let byB = this.counts.get(a);
+    if (!byB) this.counts.set(a, (byB = new Map()));
+    const entry = byB.get(b);
     if (entry) entry.value += value;
-    else this.counts.set(key, { labels: Object.fromEntries(this.names.map((name, i) => [name, i === 0 ? a : b!])), value });
+    else byB.set(b, { labels: Object.fromEntries(this.names.map((name, i) => [name, i === 0 ? a : b])), value });
   }
 
-  entries(): IterableIterator<{ labels: Record<string, string>; value: number }> {
-    return this.counts.values();
+  *entries(): IterableIterator<Count> {
+    for (const byB of this.counts.values()) yield* byB.values();
   }
 }
 

@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runGoodput } from './goodput';
 import { runOverhead } from './overhead';
+import { runProfile } from './profile';
 import { runScopeMemory } from './scope-memory';
 import { runBudgetOvershoot } from './budget-overshoot';
 import { runEstimate } from './estimate';
@@ -20,6 +21,7 @@ import { machine } from './support';
 const parts: Record<string, { title: string; run: () => Promise<{ markdown: string }> }> = {
   goodput: { title: 'Goodput at the provider’s limit (Traffic control, 10a)', run: () => runGoodput() },
   overhead: { title: 'Overhead (Traffic control, 10b)', run: () => runOverhead() },
+  profile: { title: 'Where a call’s CPU goes: raw SDK and guard, by package (Traffic at the provider’s limit, 5)', run: () => runProfile() },
   priority: { title: 'Priority lanes and fair share: queue wait per lane and per tenant (Traffic at the provider’s limit, 6)', run: () => runPriority() },
   'breaker-fault': { title: 'A provider fault with the breaker’s window full (Traffic control)', run: () => runBreakerFault() },
   'scope-memory': { title: 'Per-scope limits with 100,000 keys (Traffic control, 3)', run: () => runScopeMemory() },

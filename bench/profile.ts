@@ -106,7 +106,7 @@ export async function runProfile(log: (line: string) => void = console.log): Pro
   }
   return {
     markdown:
-      `Sequential calls over local HTTP (openai SDK, default settings), ${CALLS} per round, ${ROUNDS} rounds each of the raw SDK and the guard's built bundle in turns, sampled every 100 µs by V8's profiler after a warm-up (the fake provider runs in the same process: its share, and its pricing with genai-prices, is in both columns).\n\n` +
+      `Sequential calls over local HTTP (openai SDK, default settings), ${CALLS} per round, ${ROUNDS} rounds each of the raw SDK and the guard's built bundle in turns, sampled every 100 µs by V8's profiler after a warm-up (the fake provider runs in the same process: its share, and its pricing with genai-prices, is in both columns). The guarded-llm row and its functions are the stable part; the other rows' differences moved by tens of µs between runs on this host (cache and GC effects of the turns), so read them over several runs.\n\n` +
       sections.join('\n\n'),
   };
 }

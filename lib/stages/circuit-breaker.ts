@@ -23,8 +23,6 @@ interface Entry {
   pending: number;
   pendingSince: number;
   lastSuccessAt: number;
-  /** Past this age, pending successes have left opossum's window: they are dropped, not counted late. */
-  windowMs: number;
 }
 
 export interface BreakerDeps {
@@ -81,7 +79,7 @@ export class CircuitBreakerStage implements Stage {
       enableSnapshots: false,
       name: key,
     });
-    const created: Entry = { breaker, openedAt: 0, pending: 0, pendingSince: 0, lastSuccessAt: 0, windowMs: b.rollingWindowMs };
+    const created: Entry = { breaker, openedAt: 0, pending: 0, pendingSince: 0, lastSuccessAt: 0 };
     const emit = (state: 'open' | 'half-open' | 'closed') => {
       if (this.deps.emitter.has('breaker')) this.deps.emitter.emit('breaker', { state, key, provider: this.deps.provider });
     };
@@ -159,7 +157,9 @@ export class CircuitBreakerStage implements Stage {
     const n = entry.pending;
     if (n === 0) return;
     entry.pending = 0;
-    if (now - entry.lastSuccessAt >= entry.windowMs) return;
+    // Past the rolling window they have left opossum's count: dropped, not counted late. (A
+    // change of the breaker settings makes new breakers, so these are the entry's own.)
+    if (now - entry.lastSuccessAt >= this.settings.rollingWindowMs) return;
     for (let i = 0; i < n; i++) {
       entry.breaker.emit('fire', NO_ARGS);
       entry.breaker.emit('success', undefined, 0);

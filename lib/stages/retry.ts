@@ -84,13 +84,16 @@ export class RetryStage implements Stage {
     const started = performance.now();
     // The first attempt runs on its own; p-retry takes over only when it failed in a retryable
     // way (it then sees that failure as its own first attempt), sparing the common path its cost.
-    let first: unknown;
     try {
       const response = await next(ctx);
       return response.ok ? response : await errorAnswer(ctx, response);
     } catch (error) {
-      first = error instanceof RetryableResponse ? error : new AttemptFailed(error);
+      return this.retried(ctx, next, error instanceof RetryableResponse ? error : new AttemptFailed(error), started);
     }
+  }
+
+  /** The retries after a first attempt that failed (apart from `run`, whose common path then allocates none of this). */
+  private async retried(ctx: CallContext, next: Next, first: RetryableResponse | AttemptFailed, started: number): Promise<Response> {
     const retry = ctx.config.retry;
     const retries = isReplayable(ctx.init.body) ? retry.retries : 0;
     const attempt = async (): Promise<Response> => {

@@ -1,5 +1,5 @@
 import type { ParsedRequest, ProviderAdapter, RateLimitSnapshot, StreamUsageReader, Usage } from './adapter';
-import { asObject, classifyStatus, joinText, limitWindow, num, parseJson, parseJsonBody, pathOf } from './wire';
+import { asObject, classifyStatus, joinText, num, parseJson, parseJsonBody, pathOf, readWindow, type WindowHeaders } from './wire';
 import { msUntil, parseRetryAfter } from '../internal/time';
 
 /** Anthropic usage: `input_tokens` excludes cache tokens, which we add back in. */
@@ -64,6 +64,9 @@ class AnthropicStreamReader implements StreamUsageReader {
 }
 
 /** Anthropic Messages API (also used by Bedrock/Vertex-style hosts that speak the same JSON). */
+const windowHeaders = (name: string): WindowHeaders => ({ limit: `anthropic-ratelimit-${name}-limit`, remaining: `anthropic-ratelimit-${name}-remaining`, reset: `anthropic-ratelimit-${name}-reset` });
+const WINDOWS = { requests: windowHeaders('requests'), tokens: windowHeaders('tokens'), inputTokens: windowHeaders('input-tokens'), outputTokens: windowHeaders('output-tokens') };
+
 export const anthropicAdapter: ProviderAdapter = {
   name: 'anthropic',
   priceProvider: 'anthropic',
@@ -163,23 +166,15 @@ export const anthropicAdapter: ProviderAdapter = {
   },
 
   rateLimits(headers, now = Date.now()): RateLimitSnapshot | undefined {
-    const group = (name: string) =>
-      limitWindow(
-        headers.get(`anthropic-ratelimit-${name}-limit`),
-        headers.get(`anthropic-ratelimit-${name}-remaining`),
-        msUntil(headers.get(`anthropic-ratelimit-${name}-reset`), now),
-      );
-    const requests = group('requests');
-    if (!requests && !headers.has('anthropic-ratelimit-tokens-limit') && !headers.has('anthropic-ratelimit-input-tokens-limit')) {
-      return undefined;
-    }
+    const requests = readWindow(headers, WINDOWS.requests, msUntil, now);
+    if (!requests && !headers.has(WINDOWS.tokens.limit) && !headers.has(WINDOWS.inputTokens.limit)) return undefined;
     const snapshot: RateLimitSnapshot = {};
     if (requests) snapshot.requests = requests;
-    const tokens = group('tokens');
+    const tokens = readWindow(headers, WINDOWS.tokens, msUntil, now);
     if (tokens) snapshot.tokens = tokens;
-    const input = group('input-tokens');
+    const input = readWindow(headers, WINDOWS.inputTokens, msUntil, now);
     if (input) snapshot.inputTokens = input;
-    const output = group('output-tokens');
+    const output = readWindow(headers, WINDOWS.outputTokens, msUntil, now);
     if (output) snapshot.outputTokens = output;
     return snapshot;
   },

@@ -1,5 +1,5 @@
 import type { Endpoint, ParsedRequest, ProviderAdapter, RateLimitSnapshot, StreamUsageReader, Usage } from './adapter';
-import { asObject, classifyStatus, joinText, limitWindow, num, parseJson, parseJsonBody, pathOf } from './wire';
+import { asObject, classifyStatus, joinText, num, parseJson, parseJsonBody, pathOf, readWindow, type WindowHeaders } from './wire';
 import { parseGoDuration, parseRetryAfter } from '../internal/time';
 
 /** Chat/Completions (`prompt_tokens`…) and Responses (`input_tokens`…) usage, both including cached input. */
@@ -103,6 +103,10 @@ class OpenAIStreamReader implements StreamUsageReader {
   }
 }
 
+const windowHeaders = (name: string): WindowHeaders => ({ limit: `x-ratelimit-limit-${name}`, remaining: `x-ratelimit-remaining-${name}`, reset: `x-ratelimit-reset-${name}` });
+const REQUESTS_WINDOW = windowHeaders('requests');
+const TOKENS_WINDOW = windowHeaders('tokens');
+
 /** OpenAI Chat Completions, Responses, Embeddings; reused by OpenAI-compatible hosts (Azure, Groq, …). */
 export const openaiAdapter: ProviderAdapter = {
   name: 'openai',
@@ -183,14 +187,8 @@ export const openaiAdapter: ProviderAdapter = {
   },
 
   rateLimits(headers): RateLimitSnapshot | undefined {
-    const group = (name: string) =>
-      limitWindow(
-        headers.get(`x-ratelimit-limit-${name}`),
-        headers.get(`x-ratelimit-remaining-${name}`),
-        parseGoDuration(headers.get(`x-ratelimit-reset-${name}`)),
-      );
-    const requests = group('requests');
-    const tokens = group('tokens');
+    const requests = readWindow(headers, REQUESTS_WINDOW, parseGoDuration, 0);
+    const tokens = readWindow(headers, TOKENS_WINDOW, parseGoDuration, 0);
     if (!requests && !tokens) return undefined;
     const snapshot: RateLimitSnapshot = {};
     if (requests) snapshot.requests = requests;

@@ -46,6 +46,23 @@ export function limitWindow(limit: string | null, remaining: string | null, rese
   return { limit: l, remaining: r, resetMs };
 }
 
+/** The header names of one limit window (constants: no name is built per response). */
+export interface WindowHeaders {
+  limit: string;
+  remaining: string;
+  reset: string;
+}
+
+/**
+ * One limit window read from its headers. Without its limit header nothing else is read: hosts
+ * that send no rate-limit headers cost one lookup per window.
+ */
+export function readWindow(headers: Headers, names: WindowHeaders, resetMs: (value: string | null, now: number) => number | undefined, now: number): LimitWindow | undefined {
+  const limit = headers.get(names.limit);
+  if (limit === null) return undefined;
+  return limitWindow(limit, headers.get(names.remaining), resetMs(headers.get(names.reset), now));
+}
+
 /**
  * The statuses every provider treats alike. `x-should-retry` (sent by both APIs) wins over the
  * status; a provider-specific reason (insufficient_quota) is decided by the adapter first.

@@ -151,10 +151,18 @@ export class MemoryLedger implements Ledger {
     this.maybeSweep();
     const result = this.admit(lines, amounts);
     if (!result.ok) return result;
-    const now = this.now();
-    for (const line of lines) this.key(line).reserved += amountFor(line, amounts);
+    this.hold(lines, amounts, result.states);
     this.reservations.set(id, { amounts, lines });
-    return { ok: true, states: lines.map((l) => this.view(l.key, this.key(l), now)) };
+    return result;
+  }
+
+  /** Adds `amounts` to what `lines` hold reserved, and to the states just read of them (one per line, fresh from admit). */
+  private hold(lines: readonly BudgetLine[], amounts: Amounts, states: BudgetState[]): void {
+    for (let i = 0; i < lines.length; i++) {
+      const state = this.key(lines[i]!);
+      state.reserved += amountFor(lines[i]!, amounts);
+      states[i]!.reserved = Math.max(0, state.reserved);
+    }
   }
 
   extend(id: string, amounts: Amounts): ReserveResult {
@@ -162,10 +170,9 @@ export class MemoryLedger implements Ledger {
     if (!r) return { ok: true, states: [] };
     const result = this.admit(r.lines, amounts);
     if (!result.ok) return result;
-    const now = this.now();
-    for (const line of r.lines) this.key(line).reserved += amountFor(line, amounts);
+    this.hold(r.lines, amounts, result.states);
     r.amounts = add(r.amounts, amounts);
-    return { ok: true, states: r.lines.map((l) => this.view(l.key, this.key(l), now)) };
+    return result;
   }
 
   settle(id: string, amounts: Amounts): BudgetState[] {

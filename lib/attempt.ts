@@ -39,7 +39,11 @@ export function createAttempt(deps: AttemptDeps): Next {
     }
     const timeoutMs = ctx.config.timeoutMs;
     let timedOut = false;
+    // One timer per attempt: without headers within timeoutMs the attempt is aborted; once a body
+    // is tapped, the same timer (restarted) lets it go when nobody reads it for as long.
+    let tap: ResponseTap | undefined;
     const timer = setTimeout(() => {
+      if (tap) return tap.letGo();
       timedOut = true;
       controller.abort(new AttemptTimeoutError(timeoutMs));
     }, timeoutMs);
@@ -49,25 +53,28 @@ export function createAttempt(deps: AttemptDeps): Next {
     try {
       response = await deps.fetch(ctx.url, { ...ctx.init, signal: controller.signal });
     } catch (error) {
+      clearTimeout(timer);
       callerSignal?.removeEventListener('abort', onCallerAbort);
       const failure = timedOut ? new AttemptTimeoutError(timeoutMs) : error;
       deps.onAttemptError?.(ctx, failure);
       throw failure;
-    } finally {
-      clearTimeout(timer);
     }
+    const tapped = response.ok && ctx.request.billable && response.body !== null;
+    if (tapped) timer.refresh();
+    else clearTimeout(timer);
     deps.onResponse(ctx, response);
-    if (!response.ok || !ctx.request.billable || response.body === null) {
+    if (!tapped) {
       if (!response.ok || response.body === null) callerSignal?.removeEventListener('abort', onCallerAbort);
       return response;
     }
     const streaming = ctx.request.stream && (response.headers.get('content-type') ?? '').includes('text/event-stream');
-    const tap = new ResponseTap(response, {
+    tap = new ResponseTap(response, {
       usageFromJson: (json) => ctx.adapter.usageFromJson(ctx.request, json) ?? estimatedFromText(ctx, json),
       streamReader: streaming ? ctx.adapter.createStreamUsageReader(ctx.request, textTokenWeight) : undefined,
       inputTokensEstimate: ctx.inputTokens,
       abortUpstream: (reason) => controller.abort(reason),
       idleMs: timeoutMs,
+      idleTimer: timer,
     });
     tap.onEnd(() => callerSignal?.removeEventListener('abort', onCallerAbort));
     return tap.response;

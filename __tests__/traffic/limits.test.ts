@@ -43,6 +43,20 @@ describe('a stream nobody reads', () => {
     expect(client.guard.status().budgets[0]!.reservedUsd).toBeCloseTo(0, 12);
     expect(client.guard.status().totals.costUsd).toBeGreaterThan(0);
   });
+
+  test('an unread JSON body (asResponse, never read) is let go after timeoutMs: its reservation settled at its worst case; read later, it is whole', async () => {
+    const client = createGuardedClient(openaiFor(fake()), { timeoutMs: 150 });
+    const response = await client.chat.completions.create({ model: GPT, max_tokens: 5, messages: hello }).asResponse();
+    const budget = () => client.guard.status().budgets[0]!;
+    expect(budget().reservedUsd).toBeGreaterThan(0);
+    expect(client.guard.status().totals.costUsd).toBe(0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(budget().reservedUsd).toBeCloseTo(0, 12);
+    // Nothing counted the body's usage: it is charged what it could have cost at most.
+    expect(client.guard.status().totals.costUsd).toBeGreaterThan(0);
+    expect(budget().spentUsd).toBeCloseTo(client.guard.status().totals.costUsd, 12);
+    expect(((await response.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBeGreaterThan(0);
+  });
 });
 
 describe('request rate', () => {

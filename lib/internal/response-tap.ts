@@ -24,6 +24,12 @@ export interface TapOptions {
    * what arrived charged), an unread JSON body is charged at its worst case. Undefined: never.
    */
   idleMs?: number;
+  /**
+   * A timer of idleMs already running that calls letGo() when it fires (the attempt's own,
+   * restarted: one timer per attempt); the tap restarts it on each read and clears it at the end.
+   * Without it, the tap starts its own.
+   */
+  idleTimer?: ReturnType<typeof setTimeout>;
 }
 
 /** The tap watching a successful body the guard handed on, kept on the Response the SDK gets. */
@@ -61,14 +67,16 @@ export class ResponseTap {
 
   constructor(raw: Response, private readonly options: TapOptions) {
     this.response = options.streamReader && raw.body ? this.tapStream(raw, options.streamReader) : this.tapJson(raw);
-    if (options.idleMs !== undefined) {
+    if (options.idleTimer) this.idleTimer = options.idleTimer;
+    else if (options.idleMs !== undefined) {
       this.idleTimer = setTimeout(() => this.letGo(), options.idleMs);
       this.idleTimer.unref();
     }
   }
 
   /** Nobody read the body for idleMs: stop it, and end the tap so every hold on it is released. */
-  private letGo(): void {
+  letGo(): void {
+    if (this.ended) return;
     const error = new UnreadBodyError(this.options.idleMs!);
     if (this.options.streamReader) this.stop(error, { usage: this.streamUsage() ?? this.fallbackUsage(), error, cancelled: true });
     else this.finish({ usage: undefined, error });

@@ -1,7 +1,7 @@
 import OpenAI from 'openai';
 import { createGuardedClient, type GuardEventMap } from '../../lib';
 import { CLAUDE, GPT, anthropicFor, hello, openaiFor, useFakeProvider } from '../support/clients';
-import { bucketExcess, arrivalsOf } from '../support/arrivals';
+import { bucketExcess, arrivalsOf, sleep } from '../support/arrivals';
 
 const fake = useFakeProvider();
 
@@ -20,6 +20,17 @@ describe('adaptive mode', () => {
     expect(client.guard.status().limiter).toMatchObject({ mode: 'learned', learned: { requests: { limitPerMinute: 600 } } });
     // Ideal: 10 at once, then 10/s → 2.0 s for 30 (the probe's round trip and the 2% margin aside).
     expect(elapsed).toBeLessThan(2000 * 1.35);
+  });
+
+  test('a client made well before its first calls (a server at boot) sends no 429 either', async () => {
+    fake().configure({ limits: { requestsPerMinute: 600 } });
+    const client = createGuardedClient(openaiFor(fake()), { limits: { maxConcurrent: 50 } });
+    // Its refill once counted from here: the first tick after it learned the rate added up to four
+    // periods at once, and the calls it let through met the provider's empty bucket.
+    await sleep(500);
+    await Promise.all(Array.from({ length: 30 }, () => client.chat.completions.create({ model: GPT, messages: hello })));
+    expect(fake().stats.byStatus[429] ?? 0).toBe(0);
+    expect(fake().stats.byStatus[200]).toBe(30);
   });
 
   test('Anthropic token limits are learned from the headers and followed', async () => {

@@ -1,5 +1,5 @@
 import Bottleneck from 'bottleneck';
-import { fastLimiter, makeFast } from '../../lib/internal/bottleneck';
+import { fastLimiter, localReservoir, makeFast, refillFromNow, setHeartbeat, setLocalSettings } from '../../lib/internal/bottleneck';
 
 // These tests fail if the fixes in lib/internal/bottleneck.ts stop applying (a Bottleneck
 // upgrade, a refactor): they check behaviour, not how long anything took.
@@ -45,6 +45,43 @@ describe('the refill heartbeat survives updateSettings()', () => {
     await new Promise((r) => setTimeout(r, 120));
     expect(await stock.currentReservoir()).toBe(before);
     await stock.disconnect();
+  });
+
+  test('a refill switched on late credits nothing for the time before it ran', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
+    try {
+      // No refill at first (adaptive mode before it learned a rate), for a while.
+      const limiter = fastLimiter({ reservoir: 0 });
+      await jest.advanceTimersByTimeAsync(1000);
+      setHeartbeat(limiter, 100);
+      await limiter.updateSettings({ reservoirIncreaseAmount: 1, reservoirIncreaseInterval: 90, reservoirIncreaseMaximum: 10 });
+      await jest.advanceTimersByTimeAsync(100);
+      // One period's worth, not four (the stock clock ran from the limiter's creation).
+      expect(localReservoir(limiter)).toBeCloseTo(1, 5);
+      await limiter.disconnect();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  test('after the reservoir is set from a count, the next tick adds only for the time since', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] });
+    try {
+      const limiter = fastLimiter({ reservoir: 0, reservoirIncreaseAmount: 1, reservoirIncreaseInterval: 90, reservoirIncreaseMaximum: 10, heartbeatInterval: 100 } as Bottleneck.ConstructorOptions);
+      await jest.advanceTimersByTimeAsync(100);
+      expect(localReservoir(limiter)).toBeCloseTo(1, 5);
+      await jest.advanceTimersByTimeAsync(70);
+      // A provider's count, which includes its refill so far, sets the reservoir 30 ms before the next tick.
+      setLocalSettings(limiter, { reservoir: 0 });
+      refillFromNow(limiter);
+      await jest.advanceTimersByTimeAsync(30);
+      expect(localReservoir(limiter)).toBeCloseTo(0.3, 5);
+      await jest.advanceTimersByTimeAsync(100);
+      expect(localReservoir(limiter)).toBeCloseTo(1.3, 5);
+      await limiter.disconnect();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   test('makeFast is idempotent and leaves other limiters alone', () => {

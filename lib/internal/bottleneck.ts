@@ -10,7 +10,9 @@
  *    for good (its `_startHeartbeat` clears the interval instead of keeping it), so a reservoir
  *    that is re-synced or paused never refills again. Fixed: the heartbeat restarts as needed,
  *    its period can be changed, and each tick adds for the time that actually passed (timer
- *    ticks run late, which made the stock refill ~2% slow at 50 ms periods).
+ *    ticks run late, which made the stock refill ~2% slow at 50 ms periods) — since the heartbeat
+ *    started and since the reservoir was last set from a count (`refillFromNow`), never for time
+ *    before: a late first tick once credited up to four periods from the limiter's creation.
  * 3. An uncontended take: when nothing waits in a local limiter and its conditions allow, a
  *    slot is registered in Bottleneck's own datastore at once (`takeNow`/`freeNow`: what its
  *    `__register__`/`__free__` do, without the job machinery, ~50 µs less per call). Whenever
@@ -38,6 +40,8 @@ interface LocalStore {
   _heartbeatMs?: number;
   _lastReservoirRefresh: number;
   _lastReservoirIncrease: number;
+  /** When the reservoir was last set from a count (refillFromNow): refill before it is in that count. */
+  _refillFrom?: number;
   _startHeartbeat(): void;
   computeCapacity(): unknown;
   instance: { _drainAll(capacity: unknown): unknown };
@@ -83,6 +87,12 @@ export function makeFast<T extends Bottleneck>(limiter: T): T {
   if (!l._store.storeOptions) return limiter; // Redis datastore: its waits are real I/O.
 
   l._store._startHeartbeat = startHeartbeat;
+  // The constructor already started the stock heartbeat: this one replaces it now.
+  if (l._store.heartbeat != null) {
+    clearInterval(l._store.heartbeat);
+    l._store.heartbeat = null;
+    l._store._startHeartbeat();
+  }
 
   // A zero-length yield needs no timer: a resolved promise keeps Bottleneck's ordering.
   l._store.yieldLoop = (t = 0) => (t > 0 ? new Promise((resolve) => setTimeout(resolve, t)) : RESOLVED);
@@ -152,6 +162,8 @@ function startHeartbeat(this: LocalStore): void {
   }
   if (!wanted || this.heartbeat != null) return;
   this._heartbeatMs = this.heartbeatInterval;
+  // A refill switched on now owes nothing for the time before (the stock clock runs from creation).
+  this._lastReservoirIncrease = Date.now();
   this.heartbeat = setInterval(() => {
     const now = Date.now();
     if (o.reservoirRefreshInterval != null && o.reservoirRefreshAmount != null && now >= this._lastReservoirRefresh + o.reservoirRefreshInterval) {
@@ -160,8 +172,10 @@ function startHeartbeat(this: LocalStore): void {
       this.instance._drainAll(this.computeCapacity());
     }
     if (o.reservoirIncreaseInterval != null && o.reservoirIncreaseAmount != null && now >= this._lastReservoirIncrease + o.reservoirIncreaseInterval) {
-      // The amount is per heartbeat period; ticks run a little late, so add for the time that passed.
-      const amount = (o.reservoirIncreaseAmount * Math.min(now - this._lastReservoirIncrease, 4 * this.heartbeatInterval)) / this.heartbeatInterval;
+      // The amount is per heartbeat period; ticks run a little late, so add for the time that
+      // passed — since the last tick, or since the reservoir was set from a count that included it.
+      const from = Math.max(this._lastReservoirIncrease, this._refillFrom ?? 0);
+      const amount = (o.reservoirIncreaseAmount * Math.min(Math.max(0, now - from), 4 * this.heartbeatInterval)) / this.heartbeatInterval;
       this._lastReservoirIncrease = now;
       const reservoir = o.reservoir ?? 0;
       const incr = o.reservoirIncreaseMaximum != null ? Math.min(amount, o.reservoirIncreaseMaximum - reservoir) : amount;
@@ -278,6 +292,15 @@ export function adjustReservoir(limiter: Bottleneck, amount: number): void {
 }
 
 /** The reservoir of a local limiter, read synchronously (null = unlimited). */
+/**
+ * The reservoir was just set from a count that includes the refill until now (a provider's
+ * remaining): the next tick adds only for the time after this, so that refill is not counted twice.
+ */
+export function refillFromNow(limiter: Bottleneck): void {
+  const store = (limiter as unknown as BottleneckInternals)._store;
+  if (store.storeOptions) store._refillFrom = Date.now();
+}
+
 export function localReservoir(limiter: Bottleneck): number | null {
   return (limiter as unknown as BottleneckInternals)._store.storeOptions?.reservoir ?? null;
 }

@@ -1,5 +1,5 @@
 import type Bottleneck from 'bottleneck';
-import { adjustReservoir, fastLimiter, freeNow, localReservoir, setHeartbeat, setLocalSettings, takeNow } from '../internal/bottleneck';
+import { adjustReservoir, fastLimiter, freeNow, localReservoir, refillFromNow, setHeartbeat, setLocalSettings, takeNow } from '../internal/bottleneck';
 
 /** What a limit counts: requests, or tokens (input + output, input, output). */
 export type Dimension = 'requests' | 'tokens' | 'inputTokens' | 'outputTokens';
@@ -187,8 +187,11 @@ export class Bucket {
     const current = localReservoir(this.limiter);
     if (current === null) return;
     const headroom = Math.max(1, this.plan.capacity * 0.05);
-    if (left < current) this.set({ reservoir: left });
-    else if (mayRaise && left - headroom > current) this.set({ reservoir: Math.min(this.plan.capacity, left - headroom) });
+    const next = left < current ? left : mayRaise && left - headroom > current ? Math.min(this.plan.capacity, left - headroom) : undefined;
+    if (next === undefined) return;
+    this.set({ reservoir: next });
+    // The provider's count includes its refill so far: ours restarts from here.
+    refillFromNow(this.limiter);
   }
 
   /** Stops all dispatch (a provider 429): nothing left, no refill, until resume(). */

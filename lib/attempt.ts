@@ -41,7 +41,7 @@ export function createAttempt(deps: AttemptDeps): Next {
     let timedOut = false;
     // One timer per attempt: without headers within timeoutMs the attempt is aborted; once a body
     // is tapped, the same timer (restarted) lets it go when nobody reads it for as long.
-    let tap: ResponseTap | undefined;
+    let tap: ResponseTap | undefined = undefined;
     const timer = setTimeout(() => {
       if (tap) return tap.letGo();
       timedOut = true;

@@ -291,7 +291,6 @@ export function adjustReservoir(limiter: Bottleneck, amount: number): void {
   if (amount > 0) drainIfWaiting(limiter as unknown as BottleneckInternals); // more room: let waiting calls go
 }
 
-/** The reservoir of a local limiter, read synchronously (null = unlimited). */
 /**
  * The reservoir was just set from a count that includes the refill until now (a provider's
  * remaining): the next tick adds only for the time after this, so that refill is not counted twice.
@@ -301,6 +300,7 @@ export function refillFromNow(limiter: Bottleneck): void {
   if (store.storeOptions) store._refillFrom = Date.now();
 }
 
+/** The reservoir of a local limiter, read synchronously (null = unlimited). */
 export function localReservoir(limiter: Bottleneck): number | null {
   return (limiter as unknown as BottleneckInternals)._store.storeOptions?.reservoir ?? null;
 }

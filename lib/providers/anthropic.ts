@@ -63,10 +63,10 @@ class AnthropicStreamReader implements StreamUsageReader {
   }
 }
 
-/** Anthropic Messages API (also used by Bedrock/Vertex-style hosts that speak the same JSON). */
 const windowHeaders = (name: string): WindowHeaders => ({ limit: `anthropic-ratelimit-${name}-limit`, remaining: `anthropic-ratelimit-${name}-remaining`, reset: `anthropic-ratelimit-${name}-reset` });
 const WINDOWS = { requests: windowHeaders('requests'), tokens: windowHeaders('tokens'), inputTokens: windowHeaders('input-tokens'), outputTokens: windowHeaders('output-tokens') };
 
+/** Anthropic Messages API (also used by Bedrock/Vertex-style hosts that speak the same JSON). */
 export const anthropicAdapter: ProviderAdapter = {
   name: 'anthropic',
   priceProvider: 'anthropic',

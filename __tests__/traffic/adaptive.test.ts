@@ -33,6 +33,17 @@ describe('adaptive mode', () => {
     expect(fake().stats.byStatus[200]).toBe(30);
   });
 
+  test('long calls (answered a second after the provider counted them) keep to the learned rate, no 429', async () => {
+    fake().configure({ latencyMs: 1000, limits: { requestsPerMinute: 600 } });
+    const client = createGuardedClient(openaiFor(fake()), { limits: { maxConcurrent: 100 } });
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 40 }, () => client.chat.completions.create({ model: GPT, messages: hello })));
+    const elapsed = performance.now() - started;
+    expect(fake().stats.byStatus[429] ?? 0).toBe(0);
+    // Ideal: the probe's second, 10 at once, then 10/s, plus one call's second: 5 s (6.4 s before).
+    expect(elapsed).toBeLessThan(5000 * 1.25);
+  });
+
   test('Anthropic token limits are learned from the headers and followed', async () => {
     fake().configure({ limits: { inputTokensPerMinute: 30_000 } });
     const client = createGuardedClient(anthropicFor(fake()), { limits: { maxConcurrent: 50 } });

@@ -78,6 +78,20 @@ describe('request rate', () => {
   });
 });
 
+describe('long calls', () => {
+  test('answered a second after the provider counted them, calls still go at the rate: 40 at 10/s within 1.2 × ideal, no 429', async () => {
+    fake().configure({ latencyMs: 1000, limits: { requestsPerMinute: 600 } });
+    const client = createGuardedClient(openaiFor(fake()), { limits: { requestsPerMinute: 600, maxConcurrent: 100 } });
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 40 }, () => client.chat.completions.create({ model: GPT, messages: hello })));
+    const elapsed = performance.now() - started;
+    // Each answer's remaining count is a second old: lowering to it threw that second's refill away (5.6 s here).
+    // Ideal: 10 at once, then 10/s, plus one call's second: 4 s.
+    expect(elapsed).toBeLessThan(4000 * 1.2);
+    expect(fake().stats.byStatus[429] ?? 0).toBe(0);
+  });
+});
+
 describe('token rates', () => {
   test('inputTokensPerMinute holds the server-side input tokens per second', async () => {
     const client = createGuardedClient(anthropicFor(fake()), { limits: { inputTokensPerMinute: 30_000, maxConcurrent: 50 } });

@@ -160,7 +160,7 @@ export class AdaptivePlan {
       for (const s of this.unanswered) if (s < lease.seq) olderInFlight = true;
       // A configured limit follows what is left too (its plan still caps it): after a burst slow
       // to reach the provider, its bucket holds more than ours would have refilled.
-      bucket.syncRemaining(left, justBefore <= 0 && !olderInFlight);
+      bucket.syncRemaining(left, performance.now() - lease.dispatchedTime, justBefore <= 0 && !olderInFlight);
     }
   }
 

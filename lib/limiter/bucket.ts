@@ -178,16 +178,20 @@ export class Bucket {
   }
 
   /**
-   * Adaptive sync of a learned limit to what the provider says is left: lowered to it at once, but
-   * raised only to a unit short of it. Raising all the way would spend the margin the 2% slower
-   * refill builds at the provider, and the next few ms of network jitter would meet an empty bucket.
+   * Adaptive sync of a learned limit to what the provider says is left: `left` is its count when
+   * the call reached it, less what went out since; it has refilled since, for at most `sinceMs`
+   * (since the call left here: a long generation answers seconds after it was counted). Lowered
+   * only when ours is above even that refilled count; raised only to a unit short of the count
+   * itself. Raising all the way would spend the margin the 2% slower refill builds at the
+   * provider, and the next few ms of network jitter would meet an empty bucket.
    */
-  syncRemaining(left: number, mayRaise: boolean): void {
+  syncRemaining(left: number, sinceMs: number, mayRaise: boolean): void {
     if (!this.plan || this.paused) return;
     const current = localReservoir(this.limiter);
     if (current === null) return;
     const headroom = Math.max(1, this.plan.capacity * 0.05);
-    const next = left < current ? left : mayRaise && left - headroom > current ? Math.min(this.plan.capacity, left - headroom) : undefined;
+    const leftNow = Math.min(this.plan.capacity, left + (this.plan.perMinute / 60_000) * Math.max(0, sinceMs));
+    const next = leftNow < current ? leftNow : mayRaise && left - headroom > current ? Math.min(this.plan.capacity, left - headroom) : undefined;
     if (next === undefined) return;
     this.set({ reservoir: next });
     // The provider's count includes its refill so far: ours restarts from here.

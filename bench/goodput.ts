@@ -46,6 +46,8 @@ type GuardedOpenAI = ReturnType<typeof createGuardedClient<OpenAI>>;
 const BOOT_IDLE_MS = 500;
 
 const LATENCY_MS = 50;
+/** A generation's length: the provider's rate-limit headers arrive this long after it counted the call. */
+const LONG_CALL_MS = 2000;
 /** The start-up case: a short round trip, so connection set-up skew is a large part of it. */
 const STARTUP_LATENCY_MS = 20;
 const messages = [{ role: 'user' as const, content: 'Summarise the following text in one line.' }];
@@ -157,6 +159,17 @@ export const scenarios: Scenario[] = [
     call: mixedCall('openai'),
     // The workload as the provider counts it (3 tokens per 'lorem ipsum ', 16 generated).
     idealMs: () => mixedIdealMs(120, 3000, LATENCY_MS),
+  },
+  // Calls as long as real generations: the provider counts a call when it arrives and answers seconds later.
+  {
+    name: 'long calls: provider at 20 requests/s, 200 calls at once, 2 s per call',
+    wire: 'openai',
+    latencyMs: LONG_CALL_MS,
+    limits: { requestsPerMinute: 1200 },
+    guardLimits: { requestsPerMinute: 1200 },
+    n: 200,
+    call: shortCall('openai'),
+    idealMs: () => ((200 - 20) / 20) * 1000 + LONG_CALL_MS,
   },
   // Start-up: 240 calls in the first millisecond, 40 connections opening at once, 20 ms answers.
   ...(['openai', 'anthropic'] as const).flatMap((wire): Scenario[] => [

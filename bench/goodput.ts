@@ -137,18 +137,23 @@ const contenders: Contender[] = [
   },
 ];
 
-export const scenarios: Scenario[] = [
-  {
-    name: 'requests: provider at 20 requests/s, 200 calls at once',
+/** 200 short calls at once to a provider at 20 requests/s, answered after `latencyMs`. */
+function requestsAt20PerSecond(name: string, latencyMs: number): Scenario {
+  return {
+    name,
     wire: 'openai',
-    latencyMs: LATENCY_MS,
+    latencyMs,
     limits: { requestsPerMinute: 1200 },
     guardLimits: { requestsPerMinute: 1200 },
     n: 200,
     call: shortCall('openai'),
     // A full bucket of 20 at once, then 20/s; plus one round trip.
-    idealMs: () => ((200 - 20) / 20) * 1000 + LATENCY_MS,
-  },
+    idealMs: () => ((200 - 20) / 20) * 1000 + latencyMs,
+  };
+}
+
+export const scenarios: Scenario[] = [
+  requestsAt20PerSecond('requests: provider at 20 requests/s, 200 calls at once', LATENCY_MS),
   {
     name: 'tokens: provider at 3,000 tokens/s, 120 calls of mixed sizes at once',
     wire: 'openai',
@@ -161,16 +166,7 @@ export const scenarios: Scenario[] = [
     idealMs: () => mixedIdealMs(120, 3000, LATENCY_MS),
   },
   // Calls as long as real generations: the provider counts a call when it arrives and answers seconds later.
-  {
-    name: 'long calls: provider at 20 requests/s, 200 calls at once, 2 s per call',
-    wire: 'openai',
-    latencyMs: LONG_CALL_MS,
-    limits: { requestsPerMinute: 1200 },
-    guardLimits: { requestsPerMinute: 1200 },
-    n: 200,
-    call: shortCall('openai'),
-    idealMs: () => ((200 - 20) / 20) * 1000 + LONG_CALL_MS,
-  },
+  requestsAt20PerSecond('long calls: provider at 20 requests/s, 200 calls at once, 2 s per call', LONG_CALL_MS),
   // Start-up: 240 calls in the first millisecond, 40 connections opening at once, 20 ms answers.
   ...(['openai', 'anthropic'] as const).flatMap((wire): Scenario[] => [
     {

@@ -15,7 +15,8 @@ import { currentScope } from './scope';
 import { createAttempt } from './attempt';
 import { tapOf } from './internal/response-tap';
 import { fetchArgs } from './internal/fetch-args';
-import { InputWeigher } from './money/input-tokens';
+import { InputWeigher, type InputWeight } from './money/input-tokens';
+import { withBodyOnDemand } from './internal/body-on-demand';
 import { PriceBook, readPricesFile } from './money/prices';
 import { MemoryLedger, type Ledger } from './money/ledger';
 import { CostAccount } from './money/cost-account';
@@ -200,14 +201,9 @@ export class Guard {
 
   /** One call through this guard's own pipeline (no failover), under the config of this moment. */
   async execute(url: string, init: RequestInit): Promise<{ response: Response; ctx: CallContext }> {
-    const { config, prices } = this;
-    const scope = currentScope();
-    // An unknown tier is refused here, before anything is weighed or sent.
-    const tier = tierOf(config, scope);
-    const request = this.adapter.parseRequest(url, init.method ?? 'GET', init.body);
-    const weighed = this.weigher.weigh(request, config.cost.exactInputTokens, url, init);
-    const input = weighed instanceof Promise ? await weighed : weighed;
-    const ctx = new CallContext({ callId: ++this.callSeq, adapter: this.adapter, request, scope, signal: init.signal ?? undefined, url, init, config, prices, input, tier });
+    const made = this.callContext(url, init);
+    const ctx = made instanceof Promise ? await made : made;
+    const request = ctx.request;
     this.totals.calls++;
     if (this.emitter.has('request')) {
       this.emitter.emit('request', { ...ctx.eventBase(), stream: request.stream, maxOutputTokens: request.maxOutputTokens, inputTokensEstimate: ctx.inputTokens });
@@ -226,8 +222,25 @@ export class Guard {
       }
       for (const o of observers) o.callEnd?.(ctx, response);
     } else response = await this.pipeline(ctx);
-    this.weigher.learnFrom(input, tapOf(response));
+    this.weigher.learnFrom(ctx.input, tapOf(response));
     return { response, ctx };
+  }
+
+  /**
+   * A call's context: its request parsed and weighed. Its own frame, so that no suspended frame of
+   * the call holds the parsed body (see withBodyOnDemand).
+   */
+  private callContext(url: string, init: RequestInit): CallContext | Promise<CallContext> {
+    const { config, prices, adapter } = this;
+    const scope = currentScope();
+    // An unknown tier is refused here, before anything is weighed or sent.
+    const tier = tierOf(config, scope);
+    const method = init.method ?? 'GET';
+    const parsed = adapter.parseRequest(url, method, init.body);
+    const request = withBodyOnDemand(parsed, () => adapter.parseRequest(url, method, init.body).body);
+    const make = (input: InputWeight) => new CallContext({ callId: ++this.callSeq, adapter, request, scope, signal: init.signal ?? undefined, url, init, config, prices, input, tier });
+    const weighed = this.weigher.weigh(parsed, config.cost.exactInputTokens, url, init);
+    return weighed instanceof Promise ? weighed.then(make) : make(weighed);
   }
 
   /** Builds, updates or drops the router as fallback targets come and go. */

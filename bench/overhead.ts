@@ -7,6 +7,7 @@ import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startFakeProvider } from '../lib/testing';
 import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, percentile, table, throughputInFreshProcess } from './support';
+import { inlineFloorFetch } from './inline-floor';
 
 /** The built bundle, as users run it (see builtPackage). */
 const { createGuardedClient } = builtPackage();
@@ -56,6 +57,40 @@ async function latency(kind: 'openai' | 'anthropic', calls: number, limitHeaders
   };
 }
 
+/**
+ * What each part of the guard adds, sequential OpenAI calls in one process, all clients
+ * interleaved: the guard as configured by users (defaults; budgets off; breaker and retries off;
+ * all three off), and the inline floor (bench/inline-floor.ts) for what the essential work costs.
+ */
+async function byFeature(calls: number): Promise<Array<{ name: string; addedUs: number }>> {
+  const fake = await startFakeProvider({ outputTokens: 16 });
+  const make = (fetch?: typeof globalThis.fetch) => new OpenAI({ apiKey: 'sk-bench', baseURL: fake.openaiBaseURL, maxRetries: 0, ...(fetch ? { fetch } : {}) });
+  const guarded = (options: Parameters<typeof createGuardedClient>[1] = {}) => createGuardedClient(make(), { limits: { maxConcurrent: 100 }, logLevel: 'silent', ...options });
+  const bare = { cost: { budgets: [] }, breaker: { enabled: false }, retry: { retries: 0 } };
+  const clients: Array<[string, OpenAI]> = [
+    ['raw SDK', make()],
+    ['inline floor: the essential work written inline (not a product)', make(inlineFloorFetch({ maxConcurrent: 100, budgetUsd: 50 }))],
+    ['guarded, defaults', guarded()],
+    ['guarded, budgets off', guarded({ cost: { budgets: [] } })],
+    ['guarded, breaker off and retries 0', guarded({ breaker: { enabled: false }, retry: { retries: 0 } })],
+    ['guarded, all three off (limiter, attempt, accounting)', guarded(bare)],
+  ];
+  const times = clients.map(() => [] as number[]);
+  for (let i = 0; i < calls + 200; i++) {
+    // Each round starts with another client: none always meets a warmer cache.
+    for (let j = 0; j < clients.length; j++) {
+      const k = (i + j) % clients.length;
+      const t = performance.now();
+      await clients[k]![1].chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 });
+      if (i >= 200) times[k]!.push((performance.now() - t) * 1000);
+    }
+  }
+  for (const [, client] of clients) if ('guard' in client) await (client as ReturnType<typeof guarded>).guard.close();
+  await fake.close();
+  const raw = median(times[0]!);
+  return clients.slice(1).map(([name], i) => ({ name, addedUs: median(times[i + 1]!) - raw }));
+}
+
 export async function runOverhead(log: (line: string) => void = console.log): Promise<{ markdown: string; latency: OverheadResult[]; guardedPerSecond: number; rawPerSecond: number }> {
   const results: OverheadResult[] = [];
   for (const [kind, limitHeaders] of [['openai', false], ['anthropic', false], ['openai', true], ['anthropic', true]] as const) {
@@ -63,6 +98,8 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
     results.push(r);
     log(`  latency ${kind}${limitHeaders ? ' with rate-limit headers' : ''}: raw ${fmt(r.rawMedianUs, 0)} µs, guarded ${fmt(r.guardedMedianUs, 0)} µs, added ${fmt(r.addedMedianUs, 0)} µs (p90 of paired differences ${fmt(r.addedP90Us, 0)} µs)`);
   }
+  const features = await byFeature(2000);
+  for (const f of features) log(`  ${f.name}: added ${fmt(f.addedUs, 0)} µs`);
   // Five rounds of every scenario, interleaved so that host noise falls on all alike; medians.
   const runs: number[][] = [[], [], [], [], []];
   for (let round = 0; round < 5; round++) {
@@ -83,6 +120,10 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
       ['SDK', 'provider sends rate-limit headers', 'raw SDK, median', 'guarded, median', 'added by the guard (median)', 'added, p90 of paired calls'],
       results.map((r) => [r.provider, r.limitHeaders ? 'yes (as the real APIs)' : 'no', `${fmt(r.rawMedianUs, 0)} µs`, `${fmt(r.guardedMedianUs, 0)} µs`, `**${fmt(r.addedMedianUs, 0)} µs**`, `${fmt(r.addedP90Us, 0)} µs`]),
     ),
+    '',
+    'What each part adds: sequential OpenAI calls, no rate-limit headers, all clients interleaved in one process (medians; see bench/overhead.ts).',
+    '',
+    table(['client', 'added per call (median)'], features.map((f) => [f.name, `${fmt(f.addedUs, 0)} µs`])),
     '',
     'In-memory fetch: each scenario in a fresh process, 5 interleaved rounds, medians; vs raw is the median of each round\'s ratio (see bench/overhead.ts).',
     '',

@@ -106,8 +106,9 @@ export function resolveConfig(options: GuardOptions | undefined, env: NodeJS.Pro
     flat[setting.path] = value;
   }
 
+  // Env-only inputs stay out of the tree (a deleted key would turn the config, read on every call, into a slow dictionary).
   const tree: Record<string, unknown> = {};
-  for (const [path, value] of Object.entries(flat)) if (!path.startsWith('budgetEnv.') && !path.startsWith('quotaEnv.')) setPath(tree, path, value);
+  for (const [path, value] of Object.entries(flat)) if (!path.startsWith('budgetEnv.') && !path.startsWith('quotaEnv.') && path !== 'fallbackModels') setPath(tree, path, value);
   const config = tree as unknown as ResolvedConfig;
 
   if (config.retry.minDelayMs > config.retry.maxDelayMs) {
@@ -144,7 +145,6 @@ export function resolveConfig(options: GuardOptions | undefined, env: NodeJS.Pro
     config.fallback = models ? models.map((model) => ({ model })) : [];
     sources.fallback = sources.fallbackModels ?? 'default';
   }
-  delete (config as { fallbackModels?: unknown }).fallbackModels;
   if (given.logger !== undefined && !isLogger(given.logger)) {
     throw new GuardConfigError('logger', describeValue(given.logger), 'an object with debug, info, warn and error methods (pino-compatible)');
   }

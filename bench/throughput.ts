@@ -13,8 +13,10 @@ const messages = [{ role: 'user' as const, content: 'Hello there, how are you to
 async function main(): Promise<void> {
   const { guardedClient, calls, inFlight, budgets, longSystem, root } = JSON.parse(process.argv[2] ?? '{}') as ThroughputScenario;
   const system = longSystem ? readFileSync(join(__dirname, '..', 'README.md'), 'utf8').slice(0, 8000) : undefined;
+  // The guard's defaults, as users run it (adaptive mode: this fetch sends no rate-limit headers, so
+  // nothing is learned; it once set adaptive off, which hid a cost that only the default paid).
   const base = new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: memoryFetch() });
-  const client = guardedClient ? builtPackage(root).createGuardedClient(base, { limits: { maxConcurrent: inFlight, adaptive: false }, logLevel: 'silent', ...(budgets ? {} : { cost: { budgets: [] } }) }) : base;
+  const client = guardedClient ? builtPackage(root).createGuardedClient(base, { limits: { maxConcurrent: inFlight }, logLevel: 'silent', ...(budgets ? {} : { cost: { budgets: [] } }) }) : base;
   let next = 0;
   const worker = async () => {
     while (next < calls) {

@@ -182,16 +182,18 @@ describe('ResponseTap on a body nobody reads', () => {
   });
 
   test('reading keeps a slow stream alive: the clock restarts at every read', async () => {
-    const tap = new ResponseTap(chunkedResponse(fixture('anthropic/stream.sse'), 200), {
+    // 22 reads 20 ms apart (~440 ms) against a 150 ms idle limit: without the restart it lets go
+    // at 150 ms, and a loaded machine has 130 ms of slack on each gap (25 against 60 once failed).
+    const tap = new ResponseTap(chunkedResponse(fixture('anthropic/stream.sse'), 100), {
       usageFromJson: () => undefined,
       streamReader: anthropicAdapter.createStreamUsageReader(request, textTokenWeight),
       inputTokensEstimate: 10,
       abortUpstream: () => {},
-      idleMs: 60,
+      idleMs: 150,
     });
     const reader = tap.response.body!.getReader();
     for (;;) {
-      await new Promise((r) => setTimeout(r, 25));
+      await new Promise((r) => setTimeout(r, 20));
       const { done } = await reader.read();
       if (done) break;
     }

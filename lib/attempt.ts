@@ -1,6 +1,7 @@
 import type { CallContext, Next } from './pipeline';
 import { ResponseTap } from './internal/response-tap';
 import { textTokenWeight } from './money/estimate';
+import { abortReason, isAborted, offAbort, onAbort } from './internal/signals';
 import type { Usage } from './providers/adapter';
 
 /**
@@ -32,10 +33,10 @@ export function createAttempt(deps: AttemptDeps): Next {
   return async function attempt(ctx) {
     const controller = new AbortController();
     const callerSignal = ctx.signal;
-    const onCallerAbort = () => controller.abort(callerSignal!.reason);
+    const onCallerAbort = () => controller.abort(abortReason(callerSignal!));
     if (callerSignal) {
-      if (callerSignal.aborted) throw callerSignal.reason;
-      callerSignal.addEventListener('abort', onCallerAbort, { once: true });
+      if (isAborted(callerSignal)) throw abortReason(callerSignal);
+      onAbort(callerSignal, onCallerAbort);
     }
     const timeoutMs = ctx.config.timeoutMs;
     let timedOut = false;
@@ -54,7 +55,7 @@ export function createAttempt(deps: AttemptDeps): Next {
       response = await deps.fetch(ctx.url, { ...ctx.init, signal: controller.signal });
     } catch (error) {
       clearTimeout(timer);
-      callerSignal?.removeEventListener('abort', onCallerAbort);
+      if (callerSignal) offAbort(callerSignal, onCallerAbort);
       const failure = timedOut ? new AttemptTimeoutError(timeoutMs) : error;
       deps.onAttemptError?.(ctx, failure);
       throw failure;
@@ -64,7 +65,7 @@ export function createAttempt(deps: AttemptDeps): Next {
     else clearTimeout(timer);
     deps.onResponse(ctx, response);
     if (!tapped) {
-      if (!response.ok || response.body === null) callerSignal?.removeEventListener('abort', onCallerAbort);
+      if (callerSignal && (!response.ok || response.body === null)) offAbort(callerSignal, onCallerAbort);
       return response;
     }
     const streaming = ctx.request.stream && (response.headers.get('content-type') ?? '').includes('text/event-stream');
@@ -76,7 +77,7 @@ export function createAttempt(deps: AttemptDeps): Next {
       idleMs: timeoutMs,
       idleTimer: timer,
     });
-    tap.onEnd(() => callerSignal?.removeEventListener('abort', onCallerAbort));
+    if (callerSignal) tap.onEnd(() => offAbort(callerSignal, onCallerAbort));
     return tap.response;
   };
 }

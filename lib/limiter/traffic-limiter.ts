@@ -17,6 +17,7 @@ import { endClients } from '../internal/end-client';
 import { SharedRates, type SharedTaken } from '../distributed/shared-rates';
 import type { SharedStore } from '../distributed/shared-store';
 import type { ScopeRate } from '../distributed/shared-scope-rates';
+import { abortReason, isAborted, offAbort, onAbort } from '../internal/signals';
 
 /** What a call weighs in tokens: its input estimate, and the output reserved for it. */
 export interface CallWeights {
@@ -299,7 +300,7 @@ export class TrafficLimiter {
 
     this.wait(+1);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
+    let onAborted: (() => void) | undefined;
     try {
       await Promise.race([
         steps(),
@@ -309,9 +310,9 @@ export class TrafficLimiter {
           }, maxWaitMs);
           timer.unref();
           if (signal) {
-            onAbort = () => reject(signal.reason);
-            if (signal.aborted) onAbort();
-            else signal.addEventListener('abort', onAbort, { once: true });
+            onAborted = () => reject(abortReason(signal));
+            if (isAborted(signal)) onAborted();
+            else onAbort(signal, onAborted);
           }
         }),
       ]);
@@ -325,7 +326,7 @@ export class TrafficLimiter {
       throw error;
     } finally {
       clearTimeout(timer);
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      if (onAborted && signal) offAbort(signal, onAborted);
       this.wait(-1);
     }
 

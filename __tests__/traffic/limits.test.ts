@@ -1,6 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { RateLimitExceededError, createGuardedClient } from '../../lib';
+import { RateLimitExceededError, createGuardedClient, createGuardedFetch } from '../../lib';
 import { CLAUDE, GPT, anthropicFor, hello, openaiFor, useFakeProvider } from '../support/clients';
 import { arrivalsOf, bucketExcess, maxInWindow, maxInWindowAfter, sleep, until } from '../support/arrivals';
 
@@ -181,6 +181,41 @@ describe('queue control', () => {
     await sleep(30);
     expect(fake().stats.requests).toBe(1);
     expect(client.guard.status().limiter.queued).toBe(0);
+  });
+
+  test('a signal that is not Node’s own (a polyfill, as older fetch clients pass) cancels a queued call and one in flight', async () => {
+    /** What the abort-controller polyfill gives: an EventTarget with aborted and reason of its own. */
+    class PolyfillSignal extends EventTarget {
+      aborted = false;
+      reason: unknown = undefined;
+      abort(reason: unknown): void {
+        this.aborted = true;
+        this.reason = reason;
+        this.dispatchEvent(new Event('abort'));
+      }
+    }
+    fake().configure({ latencyMs: 300 });
+    const guardedFetch = createGuardedFetch('openai', { logLevel: 'silent', limits: { maxConcurrent: 1 } });
+    const call = (signal: PolyfillSignal) =>
+      guardedFetch(`${fake().openaiBaseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+        body: JSON.stringify({ model: GPT, messages: hello }),
+        signal: signal as unknown as AbortSignal,
+      });
+    const [inFlight, queued] = [new PolyfillSignal(), new PolyfillSignal()];
+    const first = call(inFlight);
+    await until(() => fake().stats.inFlight === 1);
+    const second = call(queued);
+    await sleep(10);
+    const abortedAt = performance.now();
+    queued.abort(new Error('queued call cancelled'));
+    inFlight.abort(new Error('call in flight cancelled'));
+    await expect(second).rejects.toThrow('queued call cancelled');
+    await expect(first).rejects.toThrow('call in flight cancelled');
+    expect(performance.now() - abortedAt).toBeLessThan(200);
+    expect(fake().stats.requests).toBe(1);
+    await guardedFetch.guard.close();
   });
 });
 

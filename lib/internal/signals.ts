@@ -31,3 +31,19 @@ export function offAbort(signal: AbortSignal, listener: () => void): void {
   if (signal instanceof AbortSignal) removeListener.call(signal, 'abort', listener);
   else (signal as ForeignSignal).removeEventListener('abort', listener);
 }
+
+const NOTHING_TO_RELEASE = () => {};
+
+/**
+ * `signal` as Node's own, for code that needs all of AbortSignal (p-retry calls `throwIfAborted`,
+ * and an error thrown in an abort listener reaches the process as uncaught): a polyfill is
+ * followed by a native signal until `release()`.
+ */
+export function nativeSignal(signal: AbortSignal): { signal: AbortSignal; release: () => void } {
+  if (signal instanceof AbortSignal) return { signal, release: NOTHING_TO_RELEASE };
+  const controller = new AbortController();
+  const follow = () => controller.abort(abortReason(signal));
+  if (isAborted(signal)) follow();
+  else onAbort(signal, follow);
+  return { signal: controller.signal, release: () => offAbort(signal, follow) };
+}

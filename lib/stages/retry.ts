@@ -6,6 +6,7 @@ import type { ErrorClassification } from '../providers/adapter';
 import { isGuardError } from '../errors';
 import { AttemptTimeoutError } from '../attempt';
 import { sleep } from '../internal/time';
+import { nativeSignal } from '../internal/signals';
 
 /** A retryable error response, carried through p-retry; the last one goes back to the SDK. */
 class RetryableResponse extends Error {
@@ -105,6 +106,7 @@ export class RetryStage implements Stage {
       }
       return response.ok ? response : errorAnswer(ctx, response);
     };
+    const native = ctx.signal && nativeSignal(ctx.signal);
     try {
       return await pRetry(
         (n) => {
@@ -117,9 +119,9 @@ export class RetryStage implements Stage {
           factor: 1,
           randomize: false,
           maxRetryTime: retry.maxRetryTimeMs ?? Number.POSITIVE_INFINITY,
-          ...(ctx.signal ? { signal: ctx.signal } : {}),
+          ...(native ? { signal: native.signal } : {}),
           shouldRetry: async ({ error, attemptNumber }) => {
-            if (ctx.signal?.aborted) return false;
+            if (native?.signal.aborted) return false;
             let delay: number;
             let reason: string;
             let status: number | undefined;
@@ -143,7 +145,7 @@ export class RetryStage implements Stage {
             if (this.deps.emitter.has('retry')) {
               this.deps.emitter.emit('retry', { ...ctx.eventBase(), attempt: attemptNumber + 1, delayMs: Math.round(delay), reason, ...(status !== undefined ? { status } : {}) });
             }
-            await sleep(delay, ctx.signal);
+            await sleep(delay, native?.signal);
             return true;
           },
         },
@@ -154,6 +156,8 @@ export class RetryStage implements Stage {
       if (error instanceof AttemptFailed) throw error.original;
       if (error instanceof AbortError) throw error.originalError;
       throw error;
+    } finally {
+      native?.release();
     }
   }
 }

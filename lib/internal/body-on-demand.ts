@@ -31,6 +31,8 @@ class RequestWithBodyOnDemand implements ParsedRequest {
     this.batch = request.batch;
     this.batchId = request.batchId;
     this.#reparse = reparse;
+    // A custom adapter's own fields travel too (its other methods get this request back).
+    for (const key in request) if (!(key in this)) (this as unknown as Record<string, unknown>)[key] = (request as unknown as Record<string, unknown>)[key];
   }
 
   get body(): ParsedRequest['body'] {

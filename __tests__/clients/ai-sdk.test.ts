@@ -4,6 +4,7 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createGuardedFetch, guardErrorToHttp, isGuardError, runWithScope, type GuardEventMap, type GuardOptions } from '../../lib';
 import { ANTHROPIC_KEY, CLAUDE, GPT, OPENAI_KEY, useFakeProvider } from '../support/clients';
+import { until } from '../support/arrivals';
 
 const fake = useFakeProvider();
 const made: Array<{ guard: { close(): Promise<void> } }> = [];
@@ -52,6 +53,32 @@ describe('the Vercel AI SDK on createGuardedFetch', () => {
     await generateText({ model: a.provider(CLAUDE), prompt: 'Hello there', maxOutputTokens: 50, maxRetries: 0 });
     expect(fake().records[0]!.endpoint).toBe('messages');
     expect(sum(a.costs)).toBeCloseTo(fake().stats.billed.usd, 12);
+  });
+
+  it('streamText aborted by its abortSignal mid-stream: the provider stops, what it sent is charged, the slot is free', async () => {
+    fake().configure({ outputTokens: 400, tokenDelayMs: 5 });
+    const { fetch: guardedFetch, provider, costs } = openai({ limits: { maxConcurrent: 1 } });
+    const controller = new AbortController();
+    const result = streamText({ model: provider.chat(GPT), prompt: 'Hello there', maxRetries: 0, abortSignal: controller.signal, onError: () => {} });
+    let pieces = 0;
+    // The AI SDK ends the text stream on an abort (no error thrown into the loop).
+    await (async () => {
+      for await (const _piece of result.textStream) if (++pieces === 20) controller.abort();
+    })().catch(() => {});
+    expect(pieces).toBeGreaterThanOrEqual(20);
+    await until(() => costs.length === 1 && fake().stats.billed.usd > 0);
+    const record = fake().records[0]!;
+    // The provider stopped well before its 400 tokens, and the guard charged what it sent.
+    expect(record.clientClosed).toBe(true);
+    expect(record.outputTokens).toBeLessThan(400);
+    // No usage arrived: the guard charges its count of the text it received, which leans high,
+    // never under what the provider billed for the tokens it sent.
+    expect(costs[0]!.estimated).toBe(true);
+    expect(costs[0]!.usd).toBeGreaterThanOrEqual(fake().stats.billed.usd);
+    expect(costs[0]!.usd).toBeLessThan(fake().stats.billed.usd * 2);
+    expect(guardedFetch.guard.status().limiter.running).toBe(0);
+    // The slot is free: the next call goes at once.
+    await expect(generateText({ model: provider.chat(GPT), prompt: 'again', maxOutputTokens: 5, maxRetries: 0 })).resolves.toBeDefined();
   });
 
   it('streamText: the text and the usage arrive, and the stream is charged what was billed', async () => {

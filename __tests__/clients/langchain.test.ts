@@ -2,6 +2,7 @@ import { ChatOpenAI } from '@langchain/openai';
 import { ChatAnthropic } from '@langchain/anthropic';
 import { createGuardedFetch, guardErrorToHttp, isGuardError, type GuardEventMap, type GuardOptions } from '../../lib';
 import { ANTHROPIC_KEY, CLAUDE, GPT, OPENAI_KEY, useFakeProvider } from '../support/clients';
+import { until } from '../support/arrivals';
 
 const fake = useFakeProvider();
 const made: Array<{ guard: { close(): Promise<void> } }> = [];
@@ -48,6 +49,25 @@ describe('LangChain.js on createGuardedFetch', () => {
       expect(g.costs).toHaveLength(1);
       expect(g.costs[0]!.usd).toBeCloseTo(fake().stats.billed.usd, 12);
     }
+  });
+
+  it('a stream cancelled by its signal mid-way: the provider stops, the charge is never under what it billed, the slot is free', async () => {
+    fake().configure({ outputTokens: 400, tokenDelayMs: 5 });
+    const g = guarded('openai', { limits: { maxConcurrent: 1 } });
+    const controller = new AbortController();
+    let chunks = 0;
+    const read = async () => {
+      for await (const _chunk of await chatOpenAI(g.fetch, { maxTokens: 1000 }).stream('Hello there', { signal: controller.signal })) if (++chunks === 20) controller.abort();
+    };
+    await expect(read()).rejects.toThrow();
+    expect(chunks).toBe(20);
+    await until(() => g.costs.length === 1 && fake().stats.billed.usd > 0);
+    expect(fake().records[0]!.clientClosed).toBe(true);
+    expect(fake().records[0]!.outputTokens).toBeLessThan(400);
+    expect(g.costs[0]!.usd).toBeGreaterThanOrEqual(fake().stats.billed.usd);
+    expect(g.costs[0]!.usd).toBeLessThan(fake().stats.billed.usd * 2);
+    expect(g.fetch.guard.status().limiter.running).toBe(0);
+    await expect(chatOpenAI(g.fetch).invoke('again')).resolves.toBeDefined();
   });
 
   it("a user's budget refuses before anything is sent, recognisably through LangChain's error wrapping", async () => {

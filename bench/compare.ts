@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startFakeProvider } from '../lib/testing';
-import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, table, throughputInFreshProcess } from './support';
+import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, table, throughputInFreshProcess, timedInTurns } from './support';
 
 const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
 type Key = 'raw' | 'before' | 'after';
@@ -65,15 +65,12 @@ async function perCallUs(against: string, own: string, limitHeaders: boolean): P
     before: builtPackage(against).createGuardedClient(make(), { limits: { maxConcurrent: 100 }, logLevel: 'silent' }),
     after: builtPackage(own).createGuardedClient(make(), { limits: { maxConcurrent: 100 }, logLevel: 'silent' }),
   };
-  const us: Record<Key, number[]> = { raw: [], before: [], after: [] };
-  for (let i = 0; i < 2_300; i++) {
-    for (const key of [...keys.slice(i % 3), ...keys.slice(0, i % 3)]) {
-      const t = performance.now();
-      await clients[key].chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 });
-      if (i >= 300) us[key].push((performance.now() - t) * 1000);
-    }
-  }
+  const [raw, before, after] = (await timedInTurns(
+    keys.map((key) => () => clients[key].chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 })),
+    2_000,
+    300,
+  )) as [number[], number[], number[]];
   for (const key of ['before', 'after'] as const) await (clients[key] as unknown as { guard: { close(): Promise<void> } }).guard.close();
   await fake.close();
-  return us;
+  return { raw, before, after };
 }

@@ -6,7 +6,7 @@
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startFakeProvider } from '../lib/testing';
-import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, percentile, table, throughputInFreshProcess } from './support';
+import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, percentile, table, throughputInFreshProcess, timedInTurns } from './support';
 import { inlineFloorFetch } from './inline-floor';
 
 /** The built bundle, as users run it (see builtPackage). */
@@ -34,16 +34,7 @@ async function latency(kind: 'openai' | 'anthropic', calls: number, limitHeaders
     c instanceof OpenAI ?
       c.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 })
     : (c as Anthropic).messages.create({ model: 'claude-haiku-4-5', messages, max_tokens: 16 });
-  const rawTimes: number[] = [];
-  const guardedTimes: number[] = [];
-  for (let i = 0; i < calls + 200; i++) {
-    // Alternate which goes first, so that neither always meets a warmer cache.
-    for (const [client, times] of i % 2 ? ([[raw, rawTimes], [guarded, guardedTimes]] as const) : ([[guarded, guardedTimes], [raw, rawTimes]] as const)) {
-      const t = performance.now();
-      await call(client);
-      if (i >= 200) times.push((performance.now() - t) * 1000);
-    }
-  }
+  const [rawTimes, guardedTimes] = (await timedInTurns([() => call(raw), () => call(guarded)], calls, 200)) as [number[], number[]];
   await guarded.guard.close();
   await fake.close();
   const diffs = rawTimes.map((r, i) => guardedTimes[i]! - r);
@@ -75,16 +66,11 @@ async function byFeature(calls: number): Promise<Array<{ name: string; addedUs: 
     ['guarded, breaker off and retries 0', guarded({ breaker: { enabled: false }, retry: { retries: 0 } })],
     ['guarded, all three off (limiter, attempt, accounting)', guarded(bare)],
   ];
-  const times = clients.map(() => [] as number[]);
-  for (let i = 0; i < calls + 200; i++) {
-    // Each round starts with another client: none always meets a warmer cache.
-    for (let j = 0; j < clients.length; j++) {
-      const k = (i + j) % clients.length;
-      const t = performance.now();
-      await clients[k]![1].chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 });
-      if (i >= 200) times[k]!.push((performance.now() - t) * 1000);
-    }
-  }
+  const times = await timedInTurns(
+    clients.map(([, client]) => () => client.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 })),
+    calls,
+    200,
+  );
   for (const [, client] of clients) if ('guard' in client) await (client as ReturnType<typeof guarded>).guard.close();
   await fake.close();
   const raw = median(times[0]!);

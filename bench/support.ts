@@ -42,6 +42,24 @@ export async function settleAll(promises: Array<Promise<unknown>>): Promise<{ ok
   return { ok: results.length - failed, failed, errors };
 }
 
+/**
+ * Microseconds per call of each of `calls`, run one at a time and taking turns call by call; each
+ * round starts with the next one, so none always meets a warmer cache (or a busier host). The
+ * first `warmup` rounds are dropped; the lists line up round by round (for paired differences).
+ */
+export async function timedInTurns(calls: ReadonlyArray<() => Promise<unknown>>, rounds: number, warmup: number): Promise<number[][]> {
+  const times = calls.map(() => [] as number[]);
+  for (let i = 0; i < warmup + rounds; i++) {
+    for (let j = 0; j < calls.length; j++) {
+      const k = (i + j) % calls.length;
+      const t = performance.now();
+      await calls[k]!();
+      if (i >= warmup) times[k]!.push((performance.now() - t) * 1000);
+    }
+  }
+  return times;
+}
+
 /** An in-memory fetch answering every chat completion at once: what is left is the client's own work. */
 export function memoryFetch(): typeof fetch {
   const body = JSON.stringify({

@@ -31,31 +31,33 @@ export interface AttemptDeps {
  */
 export function createAttempt(deps: AttemptDeps): Next {
   return async function attempt(ctx) {
-    const controller = new AbortController();
     const callerSignal = ctx.signal;
-    const onCallerAbort = () => controller.abort(abortReason(callerSignal!));
-    if (callerSignal) {
-      if (isAborted(callerSignal)) throw abortReason(callerSignal);
-      onAbort(callerSignal, onCallerAbort);
-    }
+    if (callerSignal && isAborted(callerSignal)) throw abortReason(callerSignal);
     const timeoutMs = ctx.config.timeoutMs;
+    // A controller of the attempt's own only when the caller's signal cannot do its work: see callerEndsFirst.
+    const own = callerSignal !== undefined && callerEndsFirst(ctx.init, callerSignal, timeoutMs, ctx.sdkTimeoutMs) ? undefined : new AbortController();
+    const onCallerAbort = () => own!.abort(abortReason(callerSignal!));
+    const following = own !== undefined && callerSignal !== undefined;
+    if (following) onAbort(callerSignal, onCallerAbort);
     let timedOut = false;
-    // One timer per attempt: without headers within timeoutMs the attempt is aborted; once a body
-    // is tapped, the same timer (restarted) lets it go when nobody reads it for as long.
+    // One timer per attempt: without headers within timeoutMs the attempt is aborted (by the
+    // caller's signal, when that comes first); once a body is tapped, the same timer (restarted)
+    // lets it go when nobody reads it for as long.
     let tap: ResponseTap | undefined = undefined;
     const timer = setTimeout(() => {
       if (tap) return tap.letGo();
+      if (!own) return;
       timedOut = true;
-      controller.abort(new AttemptTimeoutError(timeoutMs));
+      own.abort(new AttemptTimeoutError(timeoutMs));
     }, timeoutMs);
     timer.unref();
     deps.onAttempt(ctx);
     let response: Response;
     try {
-      response = await deps.fetch(ctx.url, { ...ctx.init, signal: controller.signal });
+      response = await deps.fetch(ctx.url, own ? { ...ctx.init, signal: own.signal } : ctx.init);
     } catch (error) {
       clearTimeout(timer);
-      if (callerSignal) offAbort(callerSignal, onCallerAbort);
+      if (following) offAbort(callerSignal, onCallerAbort);
       const failure = timedOut ? new AttemptTimeoutError(timeoutMs) : error;
       deps.onAttemptError?.(ctx, failure);
       throw failure;
@@ -65,7 +67,7 @@ export function createAttempt(deps: AttemptDeps): Next {
     else clearTimeout(timer);
     deps.onResponse(ctx, response);
     if (!tapped) {
-      if (callerSignal && (!response.ok || response.body === null)) offAbort(callerSignal, onCallerAbort);
+      if (following && (!response.ok || response.body === null)) offAbort(callerSignal, onCallerAbort);
       return response;
     }
     const streaming = ctx.request.stream && (response.headers.get('content-type') ?? '').includes('text/event-stream');
@@ -73,13 +75,36 @@ export function createAttempt(deps: AttemptDeps): Next {
       usageFromJson: (json) => ctx.adapter.usageFromJson(ctx.request, json) ?? estimatedFromText(ctx, json),
       streamReader: streaming ? ctx.adapter.createStreamUsageReader(ctx.request, textTokenWeight) : undefined,
       inputTokensEstimate: ctx.inputTokens,
-      abortUpstream: (reason) => controller.abort(reason),
+      // Without a controller of its own, the tap stops a stream by cancelling its body, which ends the request too.
+      abortUpstream: own ? (reason) => own.abort(reason) : NO_ABORT,
       idleMs: timeoutMs,
       idleTimer: timer,
     });
-    if (callerSignal) tap.onEnd(() => offAbort(callerSignal, onCallerAbort));
+    if (following) tap.onEnd(() => offAbort(callerSignal, onCallerAbort));
     return tap.response;
   };
+}
+
+const NO_ABORT = () => {};
+
+/**
+ * Whether the caller's signal ends this attempt no later than the attempt's own timeout would.
+ * The official SDKs abort the signal they pass at their timeout (which runs until the response
+ * headers, across every attempt): the client's (`sdkTimeoutMs`, the longest of the clients that
+ * send through the guard), or one they announce in whole seconds as X-Stainless-Timeout (Anthropic
+ * always; OpenAI for a per-request timeout), taken as the client's when it rounds to the same
+ * second, else as the longest it may be. Then the caller's signal alone stops the request (fetch
+ * follows it; a stream is stopped by cancelling its body) and the attempt needs no AbortController
+ * and no listener of its own: on Node 20 they cost ~7 µs a call, a third of what the guard adds.
+ */
+export function callerEndsFirst(init: RequestInit, signal: AbortSignal, timeoutMs: number, sdkTimeoutMs: number | undefined): boolean {
+  if (!(signal instanceof AbortSignal)) return false;
+  const headers = init.headers;
+  const announced = headers instanceof Headers ? headers.get('x-stainless-timeout') : null;
+  const seconds = announced === null || announced === '' ? NaN : Number(announced);
+  let callerMs = sdkTimeoutMs;
+  if (seconds >= 0) callerMs = sdkTimeoutMs !== undefined && Math.trunc(sdkTimeoutMs / 1000) === seconds ? sdkTimeoutMs : seconds * 1000 + 999;
+  return callerMs !== undefined && callerMs <= timeoutMs;
 }
 
 /**

@@ -88,7 +88,9 @@ export function createGuardedClient(clientOrProvider: object | string, options: 
 
 /** The copy the guard works on: our fetch, and the SDK's own retries off (one retry authority). */
 function guardedCopy(sdk: SdkClient, guard: Guard): object {
-  return sdk.withOptions({ fetch: guard.fetch, maxRetries: 0 });
+  const copy = sdk.withOptions({ fetch: guard.fetch, maxRetries: 0 });
+  guard.sendsFor(copy);
+  return copy;
 }
 
 function view(base: object, guard: Guard, scope: Readonly<GuardScope>): Guarded<object> {
@@ -98,7 +100,9 @@ function view(base: object, guard: Guard, scope: Readonly<GuardScope>): Guarded<
     withOptions: (target, options) => {
       // A copy of a guarded client keeps the guard, and never brings the SDK's retries back.
       const forced = guard.config.enabled ? { fetch: guard.fetch, maxRetries: 0 } : {};
-      return view((target as SdkClient).withOptions({ ...options, ...forced }), guard, scope);
+      const copy = (target as SdkClient).withOptions({ ...options, ...forced });
+      if (guard.config.enabled) guard.sendsFor(copy);
+      return view(copy, guard, scope);
     },
   }) as Guarded<object>;
 }

@@ -65,6 +65,12 @@ export class Guard {
   readonly shared: SharedStore | undefined;
   /** The SDK client's base URL (for rerouting a request to another client's). */
   sdkBaseURL: string | undefined;
+  /**
+   * The longest timeout of the SDK clients that send through this guard (their signal aborts at
+   * it); undefined while none is known, or when one sends with a timeout it does not expose.
+   */
+  private sdkTimeoutMs: number | undefined;
+  private sdkTimeoutUnknown = false;
   private readonly weigher: InputWeigher;
   private readonly stages: readonly Stage[];
   private readonly breaker: CircuitBreakerStage;
@@ -163,6 +169,13 @@ export class Guard {
     this.route(config);
   }
 
+  /** An SDK client copy now sends through this guard: its timeout counts (see callerEndsFirst). */
+  sendsFor(client: object): void {
+    const timeout = (client as { timeout?: unknown }).timeout;
+    if (typeof timeout === 'number' && timeout >= 0) this.sdkTimeoutMs = Math.max(this.sdkTimeoutMs ?? 0, timeout);
+    else this.sdkTimeoutUnknown = true;
+  }
+
   /** A charge (or, without usage, a refund) to the totals, and to the tallies of what was charged. */
   private charge(usd: number, model: string | undefined, usage: Usage | undefined): void {
     this.totals.costUsd += usd;
@@ -180,8 +193,10 @@ export class Guard {
   readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const args = fetchArgs(input, init);
     const { url, init: requestInit } = args instanceof Promise ? await args : args;
-    const routed = this.router ? await this.router.fetch(url, requestInit) : undefined;
-    const { response, ctx } = routed ?? (await this.execute(url, requestInit));
+    // This guard's SDK clients abort their signal at their timeout (see callerEndsFirst).
+    const sdkTimeoutMs = this.sdkTimeoutUnknown ? undefined : this.sdkTimeoutMs;
+    const routed = this.router ? await this.router.fetch(url, requestInit, sdkTimeoutMs) : undefined;
+    const { response, ctx } = routed ?? (await this.execute(url, requestInit, sdkTimeoutMs));
     if (this.emitter.has('response')) this.emitResponse(ctx, response, routed?.target);
     return response;
   };
@@ -199,9 +214,12 @@ export class Guard {
     return this.prices.cost(model, { inputTokens, outputTokens: maxOutputTokens ?? this.prices.outputBound(model).tokens });
   }
 
-  /** One call through this guard's own pipeline (no failover), under the config of this moment. */
-  async execute(url: string, init: RequestInit): Promise<{ response: Response; ctx: CallContext }> {
-    const made = this.callContext(url, init);
+  /**
+   * One call through this guard's own pipeline (no failover), under the config of this moment;
+   * `sdkTimeoutMs`: when the caller's signal aborts, if its SDK client's timeout is known.
+   */
+  async execute(url: string, init: RequestInit, sdkTimeoutMs?: number): Promise<{ response: Response; ctx: CallContext }> {
+    const made = this.callContext(url, init, sdkTimeoutMs);
     const ctx = made instanceof Promise ? await made : made;
     const request = ctx.request;
     this.totals.calls++;
@@ -230,7 +248,7 @@ export class Guard {
    * A call's context: its request parsed and weighed. Its own frame, so that no suspended frame of
    * the call holds the parsed body (see withBodyOnDemand).
    */
-  private callContext(url: string, init: RequestInit): CallContext | Promise<CallContext> {
+  private callContext(url: string, init: RequestInit, sdkTimeoutMs: number | undefined): CallContext | Promise<CallContext> {
     const { config, prices, adapter } = this;
     const scope = currentScope();
     // An unknown tier is refused here, before anything is weighed or sent.
@@ -238,7 +256,7 @@ export class Guard {
     const method = init.method ?? 'GET';
     const parsed = adapter.parseRequest(url, method, init.body);
     const request = withBodyOnDemand(parsed, () => adapter.parseRequest(url, method, init.body).body);
-    const make = (input: InputWeight) => new CallContext({ callId: ++this.callSeq, adapter, request, scope, signal: init.signal ?? undefined, url, init, config, prices, input, tier });
+    const make = (input: InputWeight) => new CallContext({ callId: ++this.callSeq, adapter, request, scope, signal: init.signal ?? undefined, sdkTimeoutMs, url, init, config, prices, input, tier });
     const weighed = this.weigher.weigh(parsed, config.cost.exactInputTokens, url, init);
     return weighed instanceof Promise ? weighed.then(make) : make(weighed);
   }

@@ -13,6 +13,8 @@ export interface CallInit {
   scope: Readonly<GuardScope>;
   /** Aborted when the caller gives up (the user's signal or the SDK's own timeout). */
   signal: AbortSignal | undefined;
+  /** When the caller's signal aborts at the latest: its SDK client's timeout, if known (see callerEndsFirst). */
+  sdkTimeoutMs?: number | undefined;
   url: string;
   /** The SDK's request (method, headers, body). */
   init: RequestInit;
@@ -48,6 +50,7 @@ export class CallContext implements Readonly<CallInit> {
   readonly request: ParsedRequest;
   readonly scope: Readonly<GuardScope>;
   readonly signal: AbortSignal | undefined;
+  readonly sdkTimeoutMs: number | undefined;
   readonly url: string;
   readonly init: RequestInit;
   readonly config: ResolvedConfig;
@@ -64,6 +67,7 @@ export class CallContext implements Readonly<CallInit> {
     this.request = init.request;
     this.scope = init.scope;
     this.signal = init.signal;
+    this.sdkTimeoutMs = init.sdkTimeoutMs;
     this.url = init.url;
     this.init = init.init;
     this.config = init.config;

@@ -90,6 +90,44 @@ describe('which failures are retried, and how often', () => {
     expect(fake().records.every((r) => r.clientClosed)).toBe(true);
   });
 
+  test("an SDK client's own shorter timeout ends a hanging call; a copy with a longer one gets the guard's per-attempt timeout and its retries", async () => {
+    // The client gives up after 150 ms, before the guard's 400 ms per attempt: its signal ends the call.
+    const client = createGuardedClient(openaiFor(fake(), { timeout: 150 }), { retry: fast, timeoutMs: 400, breaker: false });
+    fake().fault({ kind: 'hang' }, { times: 1 });
+    const started = performance.now();
+    // (The SDK's own timeout error, or under jest's realms the connection error it is a kind of.)
+    await expect(client.chat.completions.create({ model: GPT, messages: hello })).rejects.toBeInstanceOf(OpenAI.APIConnectionError);
+    expect(performance.now() - started).toBeLessThan(400);
+    await fake().idle();
+    expect(fake().stats.requests).toBe(1);
+    expect(fake().records[0]!.clientClosed).toBe(true);
+
+    // A copy that waits up to 10 s: each attempt still ends at 400 ms, is retried, and the third answers.
+    fake().reset();
+    fake().fault({ kind: 'hang' }, { times: 2 });
+    const patient = client.withOptions({ timeout: 10_000 });
+    const again = performance.now();
+    const result = await patient.chat.completions.create({ model: GPT, messages: hello });
+    expect(result.choices[0]!.message.content).toBeTruthy();
+    expect(performance.now() - again).toBeLessThan(5_000);
+    await fake().idle();
+    expect(fake().stats.requests).toBe(3);
+    expect(fake().records.slice(0, 2).every((r) => r.clientClosed)).toBe(true);
+  });
+
+  test('an Anthropic call announcing a timeout longer than the per-attempt one is still timed out per attempt and retried', async () => {
+    // The SDK announces its 10 s in X-Stainless-Timeout; the guard's 400 ms per attempt comes first.
+    const client = createGuardedClient(anthropicFor(fake(), { timeout: 10_000 }), { retry: fast, timeoutMs: 400, breaker: false });
+    fake().fault({ kind: 'hang' }, { times: 2 });
+    const started = performance.now();
+    const message = await client.messages.create({ model: CLAUDE, max_tokens: 5, messages: hello });
+    expect(message.content.length).toBeGreaterThan(0);
+    expect(performance.now() - started).toBeLessThan(5_000);
+    await fake().idle();
+    expect(fake().stats.requests).toBe(3);
+    expect(fake().records.slice(0, 2).every((r) => r.clientClosed)).toBe(true);
+  });
+
   test('a body that cannot be replayed is sent once', async () => {
     // (A stream body cannot be read for its model: it is priced as unknown, so allow that here.)
     const client = createGuardedClient(openaiFor(fake()), { retry: fast, cost: { unpricedModel: 'allow' } });

@@ -14,7 +14,7 @@ import { estimateInputTokens } from '../money/estimate';
 export interface RoutableGuard {
   readonly adapterName: string;
   readonly name: string;
-  execute(url: string, init: RequestInit): Promise<{ response: Response; ctx: CallContext }>;
+  execute(url: string, init: RequestInit, sdkTimeoutMs?: number): Promise<{ response: Response; ctx: CallContext }>;
   worstCostUsd(model: string | undefined, inputTokens: number, maxOutputTokens: number | undefined): number;
 }
 
@@ -128,7 +128,7 @@ export class FailoverRouter {
     return { url: from && url.startsWith(from) ? to + url.slice(from.length) : url, init: { ...out, headers } };
   }
 
-  async fetch(url: string, init: RequestInit): Promise<{ response: Response; ctx: CallContext; target: string }> {
+  async fetch(url: string, init: RequestInit, sdkTimeoutMs?: number): Promise<{ response: Response; ctx: CallContext; target: string }> {
     let body: Record<string, unknown> | undefined;
     if (typeof init.body === 'string') {
       try {
@@ -146,7 +146,7 @@ export class FailoverRouter {
       const started = performance.now();
       let reason: string | undefined;
       try {
-        const { response, ctx } = await target.guard.execute(u, request);
+        const { response, ctx } = await target.guard.execute(u, request, sdkTimeoutMs);
         if (!FAILOVER_STATUS(response.status) || last) {
           if (response.ok) {
             const ms = performance.now() - started;

@@ -1,8 +1,8 @@
 /**
  * A floor for the guard's overhead, not a product: the essential work of a guard for one case
  * (non-streaming OpenAI chat, one dollar budget, a concurrency cap, no retries, no breaker, no
- * events) written inline in a custom fetch, as a fused fast path would do it. The overhead bench
- * runs it beside the guard so that the cost of the stage architecture is a measured number.
+ * events) written inline in a custom fetch. The overhead bench runs it beside the guard, so that
+ * what the guard's generality costs over that essential work is a measured number.
  */
 const PRICE_PER_TOKEN = { input: 0.15e-6, output: 0.6e-6 }; // gpt-4o-mini
 const LARGEST_OUTPUT = 16_384;

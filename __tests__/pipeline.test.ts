@@ -5,6 +5,7 @@ import { compose, type Stage } from '../lib/pipeline';
 import { callContext } from './support/calls';
 import type { Logger } from '../lib/logger';
 import { CLAUDE, GPT, anthropicFor, hello, openaiFor, useFakeProvider } from './support/clients';
+import { until } from './support/arrivals';
 
 const fake = useFakeProvider();
 
@@ -100,6 +101,27 @@ describe('AbortSignal propagation', () => {
     await fake().idle();
     expect(fake().records[0]!.clientClosed).toBe(true);
     expect(fake().records[0]!.outputTokens).toBeLessThan(50);
+  });
+
+  test("the caller's abort in the middle of a stream stops the provider; what it sent is charged and the slot is free", async () => {
+    const client = createGuardedClient(openaiFor(fake()));
+    fake().configure({ outputTokens: 200, tokenDelayMs: 5 });
+    const stream = await client.chat.completions.create({ model: GPT, messages: hello, stream: true, stream_options: { include_usage: true } });
+    let seen = 0;
+    const read = (async () => {
+      for await (const chunk of stream) {
+        if (chunk.choices[0]?.delta.content) seen++;
+        if (seen === 3) stream.controller.abort();
+      }
+    })();
+    // The SDK ends the iteration quietly on its user's abort, as without the guard.
+    await read;
+    expect(seen).toBe(3);
+    await fake().idle();
+    expect(fake().records[0]!.clientClosed).toBe(true);
+    expect(fake().records[0]!.outputTokens).toBeLessThan(50);
+    await until(() => client.guard.status().totals.costUsd > 0);
+    expect(client.guard.status().limiter.running).toBe(0);
   });
 
   test("the SDK's own timeout ends the attempt with the same error class as the plain SDK", async () => {

@@ -25,9 +25,10 @@ export interface AttemptDeps {
 }
 
 /**
- * The innermost step: one HTTP attempt with its own AbortController (the caller's abort, the
- * per-attempt timeout and a mid-stream budget abort all stop it), and a tap on a successful body
- * (found again with `tapOf(response)`).
+ * The innermost step: one HTTP attempt that the caller's abort, the per-attempt timeout and a
+ * mid-stream budget abort all stop (through an AbortController of its own, unless the caller's
+ * signal comes first: see callerEndsFirst), and a tap on a successful body (found again with
+ * `tapOf(response)`).
  */
 export function createAttempt(deps: AttemptDeps): Next {
   return async function attempt(ctx) {
@@ -36,8 +37,8 @@ export function createAttempt(deps: AttemptDeps): Next {
     const timeoutMs = ctx.config.timeoutMs;
     // A controller of the attempt's own only when the caller's signal cannot do its work: see callerEndsFirst.
     const own = callerSignal !== undefined && callerEndsFirst(ctx.init, callerSignal, timeoutMs, ctx.sdkTimeoutMs) ? undefined : new AbortController();
-    const onCallerAbort = () => own!.abort(abortReason(callerSignal!));
     const following = own !== undefined && callerSignal !== undefined;
+    const onCallerAbort = () => own!.abort(abortReason(callerSignal!));
     if (following) onAbort(callerSignal, onCallerAbort);
     let timedOut = false;
     // One timer per attempt: without headers within timeoutMs the attempt is aborted (by the

@@ -112,8 +112,9 @@ export class Guard {
     });
 
     // Lifetime counts by metric label, from the start: metrics registered later report them all.
+    // Told of each call directly, not as an observer: every call counts, and then the observers
+    // (metrics, tracing) cost a call nothing while none of them is active.
     this.tallies = new CallTallies(this.emitter);
-    this.addObserver(this.tallies);
     // Traces when @opentelemetry/api is installed (no-op spans until an SDK is registered).
     const tracing = createTracing({ guardName: () => this.config.name, breakerState: () => this.breaker.status(this.config).state });
     if (tracing) {
@@ -141,10 +142,14 @@ export class Guard {
         onAttempt: (ctx) => {
           ctx.report.attempts++;
           this.totals.attempts++;
+          this.tallies.attemptStart(ctx);
           if (ctx.report.observed) for (const o of this.observers) o.attemptStart?.(ctx);
         },
         onResponse: (ctx, response) => {
-          if (response.status === 429) this.totals.provider429s++;
+          if (response.status === 429) {
+            this.totals.provider429s++;
+            this.tallies.attemptEnd(ctx, response);
+          }
           if (ctx.report.observed) for (const o of this.observers) o.attemptEnd?.(ctx, response);
         },
         onAttemptError: (ctx, error) => {
@@ -232,14 +237,16 @@ export class Guard {
     if (observers) {
       ctx.report.observed = true;
       for (const o of observers) o.callStart?.(ctx);
-      try {
-        response = await this.pipeline(ctx);
-      } catch (error) {
-        for (const o of observers) o.callEnd?.(ctx, undefined, error);
-        throw error;
-      }
-      for (const o of observers) o.callEnd?.(ctx, response);
-    } else response = await this.pipeline(ctx);
+    }
+    try {
+      response = await this.pipeline(ctx);
+    } catch (error) {
+      this.tallies.callEnd(ctx, undefined, error);
+      if (observers) for (const o of observers) o.callEnd?.(ctx, undefined, error);
+      throw error;
+    }
+    this.tallies.callEnd(ctx, response);
+    if (observers) for (const o of observers) o.callEnd?.(ctx, response);
     this.weigher.learnFrom(ctx.input, tapOf(response));
     return { response, ctx };
   }

@@ -80,8 +80,8 @@ async function byFeature(calls: number): Promise<Array<{ name: string; addedUs: 
 /**
  * The same calls one at a time with an in-memory fetch, raw and guarded taking turns: the guard's
  * own work with the CPU's caches warm. Over HTTP the same code runs several times slower (cold
- * after the network stack ran in between), so this is the number that moves with the guard's
- * work and not with the host's noise.
+ * after the network stack ran in between) and the host's noise moves that median by tens of µs;
+ * this one moves with the guard's work (and with the host's speed, as the raw SDK's own time shows).
  */
 async function warm(calls: number): Promise<{ rawUs: number; addedUs: number }> {
   const make = () => new OpenAI({ apiKey: 'sk-bench', baseURL: 'http://memory.invalid/v1', maxRetries: 0, fetch: memoryFetch() });
@@ -130,7 +130,7 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
     '',
     table(['client', 'added per call (median)'], features.map((f) => [f.name, `${fmt(f.addedUs, 0)} µs`])),
     '',
-    `The same OpenAI calls one at a time with an in-memory fetch, raw and guarded taking turns (the guard's defaults; medians): the raw SDK takes ${fmt(warmRun.rawUs, 0)} µs a call, **the guard adds ${fmt(warmRun.addedUs, 1)} µs**. That is its own work with the CPU's caches warm; over HTTP the same code runs several times slower, cold after the network stack ran in between (bench/overhead.ts).`,
+    `The same OpenAI calls one at a time with an in-memory fetch, raw and guarded taking turns (the guard's defaults; medians): the raw SDK takes ${fmt(warmRun.rawUs, 0)} µs a call, **the guard adds ${fmt(warmRun.addedUs, 1)} µs** (${fmt(warmRun.addedUs / warmRun.rawUs)} × the SDK's own time). That is its own work with the CPU's caches warm; over HTTP the same code runs several times slower, cold after the network stack ran in between (bench/overhead.ts).`,
     '',
     'In-memory fetch: each scenario in a fresh process, 5 interleaved rounds, medians; vs raw is the median of each round\'s ratio (see bench/overhead.ts).',
     '',

@@ -146,13 +146,12 @@ export class Guard {
           if (ctx.report.observed) for (const o of this.observers) o.attemptStart?.(ctx);
         },
         onResponse: (ctx, response) => {
-          if (response.status === 429) {
-            this.totals.provider429s++;
-            this.tallies.attemptEnd(ctx, response);
-          }
+          if (response.status === 429) this.totals.provider429s++;
+          this.tallies.attemptEnd(ctx, response);
           if (ctx.report.observed) for (const o of this.observers) o.attemptEnd?.(ctx, response);
         },
         onAttemptError: (ctx, error) => {
+          this.tallies.attemptEnd(ctx, undefined);
           if (ctx.report.observed) for (const o of this.observers) o.attemptEnd?.(ctx, undefined, error);
         },
       }),

@@ -97,7 +97,8 @@ describe('which failures are retried, and how often', () => {
     const started = performance.now();
     // (The SDK's own timeout error, or under jest's realms the connection error it is a kind of.)
     await expect(client.chat.completions.create({ model: GPT, messages: hello })).rejects.toBeInstanceOf(OpenAI.APIConnectionError);
-    expect(performance.now() - started).toBeLessThan(400);
+    // Once, at the client's 150 ms (a wide allowance for a loaded machine): no attempt of ours ran long.
+    expect(performance.now() - started).toBeLessThan(2_000);
     await fake().idle();
     expect(fake().stats.requests).toBe(1);
     expect(fake().records[0]!.clientClosed).toBe(true);

@@ -67,10 +67,9 @@ export class Guard {
   sdkBaseURL: string | undefined;
   /**
    * The longest timeout of the SDK clients that send through this guard (their signal aborts at
-   * it); undefined while none is known, or when one sends with a timeout it does not expose.
+   * it): undefined while none is known, Infinity once one sends with a timeout it does not expose.
    */
   private sdkTimeoutMs: number | undefined;
-  private sdkTimeoutUnknown = false;
   private readonly weigher: InputWeigher;
   private readonly stages: readonly Stage[];
   private readonly breaker: CircuitBreakerStage;
@@ -176,8 +175,7 @@ export class Guard {
   /** An SDK client copy now sends through this guard: its timeout counts (see callerEndsFirst). */
   sendsFor(client: object): void {
     const timeout = (client as { timeout?: unknown }).timeout;
-    if (typeof timeout === 'number' && timeout >= 0) this.sdkTimeoutMs = Math.max(this.sdkTimeoutMs ?? 0, timeout);
-    else this.sdkTimeoutUnknown = true;
+    this.sdkTimeoutMs = Math.max(this.sdkTimeoutMs ?? 0, typeof timeout === 'number' && timeout >= 0 ? timeout : Infinity);
   }
 
   /** A charge (or, without usage, a refund) to the totals, and to the tallies of what was charged. */
@@ -198,9 +196,8 @@ export class Guard {
     const args = fetchArgs(input, init);
     const { url, init: requestInit } = args instanceof Promise ? await args : args;
     // This guard's SDK clients abort their signal at their timeout (see callerEndsFirst).
-    const sdkTimeoutMs = this.sdkTimeoutUnknown ? undefined : this.sdkTimeoutMs;
-    const routed = this.router ? await this.router.fetch(url, requestInit, sdkTimeoutMs) : undefined;
-    const { response, ctx } = routed ?? (await this.execute(url, requestInit, sdkTimeoutMs));
+    const routed = this.router ? await this.router.fetch(url, requestInit, this.sdkTimeoutMs) : undefined;
+    const { response, ctx } = routed ?? (await this.execute(url, requestInit, this.sdkTimeoutMs));
     if (this.emitter.has('response')) this.emitResponse(ctx, response, routed?.target);
     return response;
   };

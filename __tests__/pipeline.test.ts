@@ -4,7 +4,7 @@ import { GuardConfigError, createGuardedClient, runWithScope, type GuardEventMap
 import { compose, type Stage } from '../lib/pipeline';
 import { callContext } from './support/calls';
 import type { Logger } from '../lib/logger';
-import { CLAUDE, GPT, anthropicFor, hello, openaiFor, useFakeProvider } from './support/clients';
+import { CLAUDE, GPT, anthropicFor, breakAfter, hello, openaiFor, useFakeProvider } from './support/clients';
 import { until } from './support/arrivals';
 
 const fake = useFakeProvider();
@@ -93,11 +93,7 @@ describe('AbortSignal propagation', () => {
     const client = createGuardedClient(openaiFor(fake()), {});
     fake().configure({ outputTokens: 200, tokenDelayMs: 5 });
     const stream = await client.chat.completions.create({ model: GPT, messages: hello, stream: true, stream_options: { include_usage: true } });
-    let seen = 0;
-    for await (const chunk of stream) {
-      if (chunk.choices[0]?.delta.content) seen++;
-      if (seen === 3) break;
-    }
+    await breakAfter(stream, 3);
     await fake().idle();
     expect(fake().records[0]!.clientClosed).toBe(true);
     expect(fake().records[0]!.outputTokens).toBeLessThan(50);

@@ -188,6 +188,28 @@ describe('clamp and post-call overruns', () => {
     expect((error as BudgetExceededError).costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
   });
 
+  test("postCallOverrun 'throw' on a stream: every chunk arrives, then the loop throws (openai 6 and Anthropic read on after the usage)", async () => {
+    fake().configure({ extraInputTokens: 100_000, outputTokens: 20 });
+    const options = { cost: { maxCostPerCallUsd: 0.1, postCallOverrun: 'throw' as const }, logLevel: 'silent' as const };
+    const openai = createGuardedClient(openaiFor(fake()), options);
+    let text = '';
+    const openaiError = await (async () => {
+      for await (const chunk of await openai.chat.completions.create({ model: GPT, messages: hello, max_tokens: 20, stream: true, stream_options: { include_usage: true } })) {
+        text += chunk.choices[0]?.delta.content ?? '';
+      }
+    })().catch((e: unknown) => e);
+    expect(openaiError).toBeInstanceOf(BudgetExceededError);
+    expect(openaiError).toMatchObject({ stage: 'post-call', scope: 'call' });
+    expect(text.split(' ').length).toBeGreaterThanOrEqual(20);
+    const anthropic = createGuardedClient(anthropicFor(fake()), options);
+    const anthropicError = await (async () => {
+      for await (const _ of await anthropic.messages.create({ model: CLAUDE, max_tokens: 20, messages: hello, stream: true }));
+    })().catch((e: unknown) => e);
+    expect(anthropicError).toBeInstanceOf(BudgetExceededError);
+    expect(anthropicError).toMatchObject({ stage: 'post-call', scope: 'call' });
+    expect(openai.guard.status().totals.costUsd + anthropic.guard.status().totals.costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
+  });
+
   test("postCallOverrun 'warn' (default): the response is returned and budget:exceeded reported", async () => {
     fake().configure({ extraInputTokens: 100_000 });
     const client = createGuardedClient(openaiFor(fake()), { cost: { maxCostPerCallUsd: 0.1 }, logger: { debug() {}, info() {}, warn() {}, error() {} } });

@@ -53,3 +53,12 @@ export async function withEnv<T>(vars: Record<string, string | undefined>, fn: (
 }
 
 export const hello = [{ role: 'user' as const, content: 'Hello there, how are you?' }];
+
+/** Reads an OpenAI chat stream until `chunks` chunks carried text, then breaks out of the loop (as users stop a stream). */
+export async function breakAfter(stream: AsyncIterable<{ choices: Array<{ delta?: { content?: string | null } }> }>, chunks: number): Promise<void> {
+  let seen = 0;
+  for await (const chunk of stream) {
+    if (chunk.choices[0]?.delta?.content) seen++;
+    if (seen === chunks) break;
+  }
+}

@@ -63,6 +63,8 @@ export class ResponseTap {
   private upstream: ReadableStreamDefaultReader<Uint8Array> | undefined;
   private jsonUsage: Usage | undefined;
   private finalCheck: ((end: TapEnd, value?: unknown) => unknown) | undefined;
+  /** Told of a final check's error that no reader met: the stream's reader stopped at its end marker. */
+  private undelivered: ((error: unknown) => void) | undefined;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(raw: Response, private readonly options: TapOptions) {
@@ -99,10 +101,13 @@ export class ResponseTap {
 
   /**
    * Runs once the body is complete and its usage known, after the end listeners: an error it
-   * returns is what the reader gets instead of the last piece (the JSON value, the stream's close).
+   * returns is what the reader gets instead of the last piece (the JSON value, the stream's close,
+   * or its next read). `undelivered` hears of an error no reader met: a client that stops reading
+   * a stream at its end marker (openai 7 at `[DONE]`) reads no further.
    */
-  setFinalCheck(check: (end: TapEnd, value?: unknown) => unknown): void {
+  setFinalCheck(check: (end: TapEnd, value?: unknown) => unknown, undelivered?: (error: unknown) => void): void {
     this.finalCheck = check;
+    this.undelivered = undelivered;
   }
 
   /** Called once when the body ended, failed or was cancelled; at once if that already happened. */
@@ -154,43 +159,63 @@ export class ResponseTap {
     });
     const upstream = raw.body!.getReader();
     this.upstream = upstream;
+    /** The stream's last billable event passed (see StreamUsageReader.complete): the rest only passes through. */
+    let completed = false;
+    /** The final check's error, for the reader's next read (the chunk that completed the stream went first). */
+    let pending: { error: unknown } | undefined;
     const body = new ReadableStream<Uint8Array>(
       {
         start: (controller) => {
           this.streamController = controller;
         },
         pull: async (controller) => {
+          if (pending !== undefined) {
+            controller.error(pending.error);
+            pending = undefined;
+            upstream.cancel().catch(() => {});
+            return;
+          }
           this.idleTimer?.refresh();
           let chunk: ReadableStreamReadResult<Uint8Array>;
           try {
             chunk = await upstream.read();
           } catch (error) {
+            // After its last billable event the content is whole: a failing connection then loses nothing.
+            if (completed) return controller.close();
             if (this.ended) return;
             controller.error(error);
             this.finish({ usage: this.streamUsage() ?? this.fallbackUsage(), error });
             return;
           }
-          if (this.ended) return;
+          if (this.ended && !completed) return;
           if (chunk.done) {
+            if (completed) return controller.close();
             parser.feed(decoder.decode());
-            // A stream that ended reporting and carrying nothing countable: its reader prices the worst case.
-            const end: TapEnd = { usage: this.streamUsage() };
-            this.finish(end);
-            const error = this.finalCheck?.(end);
+            const error = this.complete();
             if (error) controller.error(error);
             else controller.close();
             return;
           }
           // Hand the bytes on first: what the provider sent and billed is never withheld.
           controller.enqueue(chunk.value);
+          if (completed) return;
           parser.feed(decoder.decode(chunk.value, { stream: true }));
           if (changed) {
             changed = false;
             const usage = this.streamUsage();
             if (usage) for (const listener of this.progressListeners) listener(usage);
           }
+          // Nothing billable can follow: the call ends here, whether or not its reader reads on to
+          // the body's close (openai 7 stops at `[DONE]` and cancels; that is no abandoned stream).
+          if (!this.ended && reader.complete?.()) {
+            completed = true;
+            const error = this.complete();
+            if (error) pending = { error };
+          }
         },
         cancel: (reason) => {
+          if (pending !== undefined) this.undelivered?.(pending.error);
+          pending = undefined;
           this.finish({ usage: this.streamUsage() ?? this.fallbackUsage(), cancelled: true });
           return upstream.cancel(reason);
         },
@@ -200,6 +225,16 @@ export class ResponseTap {
     const response = new Response(body, { status: raw.status, statusText: raw.statusText, headers: raw.headers }) as Tapped;
     response[TAP_STATE] = { tap: this, body: undefined };
     return response;
+  }
+
+  /**
+   * A stream's content is complete: the tap ends with its usage (one that reported and carried
+   * nothing countable is priced at its worst case by its reader); returns the final check's error.
+   */
+  private complete(): unknown {
+    const end: TapEnd = { usage: this.streamUsage() };
+    this.finish(end);
+    return this.finalCheck?.(end);
   }
 
   /** A stream that ended before any usage event was still billed for its input. */

@@ -79,6 +79,12 @@ export interface StreamUsageReader {
   onEvent(event: string | undefined, data: string): boolean;
   /** Usage so far: reported by the provider, or estimated from the text when it reports none. */
   usage(): Usage | undefined;
+  /**
+   * Nothing billable can follow: the provider's final count or the stream's end marker passed.
+   * Clients may stop reading there (openai 7 cancels the body at `[DONE]`): the call ends then,
+   * not as one the consumer abandoned. Optional: without it, a stream ends with its body.
+   */
+  complete?(): boolean;
 }
 
 export interface ProviderAdapter {

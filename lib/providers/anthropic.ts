@@ -22,6 +22,7 @@ class AnthropicStreamReader implements StreamUsageReader {
   // Raw usage fields as reported: message_start's, updated by message_delta's cumulative counts.
   private raw: Record<string, unknown> | undefined;
   private final = false;
+  private stopped = false;
   private textTokens = 0;
 
   constructor(private readonly weigh: (text: string) => number) {}
@@ -47,9 +48,16 @@ class AnthropicStreamReader implements StreamUsageReader {
         this.final = true;
         return true;
       }
+      case 'message_stop':
+        this.stopped = true;
+        return false;
       default:
         return false;
     }
+  }
+
+  complete(): boolean {
+    return this.final || this.stopped;
   }
 
   usage(): Usage | undefined {

@@ -48,6 +48,7 @@ const OUTPUT_FIELDS: Partial<Record<Endpoint, readonly string[]>> = {
 class OpenAIStreamReader implements StreamUsageReader {
   private reported: Usage | undefined;
   private textTokens = 0;
+  private ended = false;
 
   constructor(
     private readonly endpoint: Endpoint,
@@ -55,7 +56,8 @@ class OpenAIStreamReader implements StreamUsageReader {
   ) {}
 
   onEvent(_event: string | undefined, data: string): boolean {
-    if (this.reported || data === '[DONE]') return false;
+    if (data === '[DONE]') this.ended = true;
+    if (this.reported || this.ended) return false;
     const chunk = asObject(parseJson(data));
     if (!chunk) return false;
     if (this.endpoint === 'responses') return this.onResponsesEvent(chunk);
@@ -85,6 +87,7 @@ class OpenAIStreamReader implements StreamUsageReader {
   private onResponsesEvent(event: Record<string, unknown>): boolean {
     const type = event.type;
     if (type === 'response.completed' || type === 'response.incomplete' || type === 'response.failed') {
+      this.ended = true;
       this.reported = openaiUsage(asObject(event.response)?.usage);
       return this.reported !== undefined;
     }
@@ -93,6 +96,10 @@ class OpenAIStreamReader implements StreamUsageReader {
       return true;
     }
     return false;
+  }
+
+  complete(): boolean {
+    return this.ended || this.reported !== undefined;
   }
 
   usage(): Usage | undefined {

@@ -149,12 +149,16 @@ export class CostGuardStage implements Stage {
       }
       if (!cut && cost > cap && !end.error && !end.cancelled) overrun = this.postCallOverrun(ctx, cost, usage);
     });
-    tap.setFinalCheck((_end: TapEnd, value?: unknown) => {
-      if (!overrun) return undefined;
-      // The paid-for result travels with the error: nothing is thrown away.
-      if (value !== undefined) overrun.response = value;
-      return overrun;
-    });
+    tap.setFinalCheck(
+      (_end: TapEnd, value?: unknown) => {
+        if (!overrun) return undefined;
+        // The paid-for result travels with the error: nothing is thrown away.
+        if (value !== undefined) overrun.response = value;
+        return overrun;
+      },
+      // A client that stops reading at the stream's end marker never meets the error: never silent.
+      () => this.deps.logger().warn({ model: ctx.request.model, costUsd: overrun?.costUsd, capUsd: cap }, 'a call cost more than the per-call cap; its stream was read to its end marker and no further, so the error could not be thrown (cost.postCallOverrun = "throw")'),
+    );
   }
 
   private maxOutput(ctx: CallContext): number {

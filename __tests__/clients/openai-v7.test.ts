@@ -1,0 +1,101 @@
+// openai 7 (the major `npm install openai` gives today) stops reading a stream at `[DONE]` and
+// cancels its body; openai 6 read on to the body's close. A stream that reached its end marker
+// is a finished call, not one its reader abandoned: charged once, checked after the call, warned
+// about, its slot freed.
+import OpenAI from 'openai-v7';
+import { BudgetExceededError, createGuardedClient, type GuardEventMap, type Logger } from '../../lib';
+import { GPT, OPENAI_KEY, breakAfter, hello, useFakeProvider } from '../support/clients';
+
+const fake = useFakeProvider();
+
+function client(options: Parameters<typeof createGuardedClient>[1] = {}) {
+  const warnings: string[] = [];
+  const noop = () => {};
+  const logger: Logger = { debug: noop, info: noop, error: noop, warn: (_fields: object, message: string) => void warnings.push(message) };
+  const guarded = createGuardedClient(new OpenAI({ apiKey: OPENAI_KEY, baseURL: fake().openaiBaseURL }), { logger, ...options });
+  const costs: Array<GuardEventMap['cost']> = [];
+  const exceeded: Array<GuardEventMap['budget:exceeded']> = [];
+  guarded.guard.on('cost', (e) => costs.push(e));
+  guarded.guard.on('budget:exceeded', (e) => exceeded.push(e));
+  return { guarded, warnings, costs, exceeded };
+}
+
+/** Reads a stream to its end the way users do; the text it carried. */
+async function readAll(stream: AsyncIterable<OpenAI.ChatCompletionChunk>): Promise<string> {
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+  return text;
+}
+
+describe('openai 7 streams, which stop at [DONE]', () => {
+  test('with include_usage: charged exactly what the provider billed, once, and the slot is free when the loop ends', async () => {
+    fake().configure({ outputTokens: 40 });
+    const { guarded, warnings, costs } = client();
+    const stream = await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 100, stream: true, stream_options: { include_usage: true } });
+    const text = await readAll(stream);
+    expect(text.length).toBeGreaterThan(0);
+    expect(costs).toHaveLength(1);
+    expect(costs[0]).toMatchObject({ estimated: false, usage: { outputTokens: 40 } });
+    expect(costs[0]!.usd).toBeCloseTo(fake().records[0]!.costUsd, 12);
+    expect(guarded.guard.status().limiter.running).toBe(0);
+    expect(warnings).toEqual([]);
+  });
+
+  test('without include_usage: charged an estimate near the bill, and the warning says how to get exact counts', async () => {
+    fake().configure({ outputTokens: 40 });
+    const { guarded, warnings, costs } = client();
+    await readAll(await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 100, stream: true }));
+    expect(costs).toHaveLength(1);
+    expect(costs[0]!.estimated).toBe(true);
+    const billed = fake().records[0]!.costUsd;
+    expect(costs[0]!.usd).toBeGreaterThan(billed * 0.5);
+    expect(costs[0]!.usd).toBeLessThan(billed * 2);
+    expect(warnings.join('\n')).toContain('include_usage');
+  });
+
+  test('a stream that cost more than the per-call cap is reported after the call (postCallOverrun "warn")', async () => {
+    fake().configure({ outputTokens: 20, extraInputTokens: 100_000 });
+    const { guarded, warnings, exceeded } = client({ cost: { maxCostPerCallUsd: 0.1 } });
+    const text = await readAll(await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 20, stream: true, stream_options: { include_usage: true } }));
+    expect(text.length).toBeGreaterThan(0);
+    expect(exceeded).toMatchObject([{ stage: 'post-call', key: 'call' }]);
+    expect(warnings.join('\n')).toMatch(/more than the per-call cap/);
+    expect(guarded.guard.status().totals.costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
+  });
+
+  test('postCallOverrun "throw": thrown when the SDK reads past the usage chunk, else warned; never silent', async () => {
+    fake().configure({ outputTokens: 20, extraInputTokens: 100_000 });
+    const { guarded, warnings, exceeded } = client({ cost: { maxCostPerCallUsd: 0.1, postCallOverrun: 'throw' } });
+    const stream = await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 20, stream: true, stream_options: { include_usage: true } });
+    const thrown = await readAll(stream).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(exceeded).toMatchObject([{ stage: 'post-call', key: 'call' }]);
+    // Whether [DONE] came in the usage chunk's read decides which; one of them always happens.
+    if (thrown) expect(thrown).toBeInstanceOf(BudgetExceededError);
+    else expect(warnings.join('\n')).toMatch(/could not be thrown/);
+    expect(guarded.guard.status().totals.costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
+  });
+
+  test('breaking out before the end still stops the provider: only what it sent is billed and charged', async () => {
+    fake().configure({ outputTokens: 200, tokenDelayMs: 5 });
+    const { guarded, costs } = client();
+    const stream = await guarded.chat.completions.create({ model: GPT, messages: hello, stream: true, stream_options: { include_usage: true } });
+    await breakAfter(stream, 3);
+    await fake().idle();
+    expect(fake().records[0]!.clientClosed).toBe(true);
+    expect(fake().records[0]!.outputTokens).toBeLessThan(50);
+    expect(costs).toHaveLength(1);
+    expect(costs[0]!.usd).toBeGreaterThan(0);
+    expect(guarded.guard.status().limiter.running).toBe(0);
+  });
+
+  test('a JSON call: charged exactly what the provider billed', async () => {
+    const { guarded, costs } = client();
+    const completion = await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 16 });
+    expect(completion.choices[0]!.message.content).toBeTruthy();
+    expect(costs).toHaveLength(1);
+    expect(costs[0]!.usd).toBeCloseTo(fake().records[0]!.costUsd, 12);
+  });
+});

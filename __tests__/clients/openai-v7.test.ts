@@ -3,6 +3,7 @@
 // is a finished call, not one its reader abandoned: charged once, checked after the call, warned
 // about, its slot freed.
 import OpenAI from 'openai-v7';
+import { VERSION as DEFAULT_OPENAI_VERSION } from 'openai/version';
 import { BudgetExceededError, createGuardedClient, type GuardEventMap, type Logger } from '../../lib';
 import { GPT, OPENAI_KEY, breakAfter, hello, useFakeProvider } from '../support/clients';
 
@@ -26,6 +27,10 @@ async function readAll(stream: AsyncIterable<OpenAI.ChatCompletionChunk>): Promi
   for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
   return text;
 }
+
+test('every test imports the openai major of its pass (6; 7 in the compat pass, GUARDED_LLM_OPENAI=7)', () => {
+  expect(DEFAULT_OPENAI_VERSION.split('.')[0]).toBe(process.env.GUARDED_LLM_OPENAI === '7' ? '7' : '6');
+});
 
 describe('openai 7 streams, which stop at [DONE]', () => {
   test('with include_usage: charged exactly what the provider billed, once, and the slot is free when the loop ends', async () => {

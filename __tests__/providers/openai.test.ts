@@ -55,6 +55,35 @@ describe('openai adapter: usage', () => {
     expect(usage!.outputTokens).toBeGreaterThanOrEqual(6);
   });
 
+  test('chat stream from a host that counts on every chunk (vLLM continuous_usage_stats): the last count, complete only at [DONE]', () => {
+    const reader = adapter.createStreamUsageReader(parse('/chat/completions', { stream: true, stream_options: { include_usage: true } }), () => 1);
+    const chunk = (content: string, completion: number) => JSON.stringify({ choices: [{ index: 0, delta: { content } }], usage: { prompt_tokens: 9, completion_tokens: completion, total_tokens: 9 + completion } });
+    reader.onEvent(undefined, chunk('Hello', 1));
+    expect(reader.complete!()).toBe(false);
+    expect(reader.usage()).toEqual({ inputTokens: 9, outputTokens: 1, estimated: true });
+    reader.onEvent(undefined, chunk(' there', 2));
+    reader.onEvent(undefined, chunk(' friend', 3));
+    expect(reader.complete!()).toBe(false);
+    reader.onEvent(undefined, '[DONE]');
+    expect(reader.complete!()).toBe(true);
+    expect(reader.usage()).toEqual({ inputTokens: 9, outputTokens: 3 });
+    // The chunk that finishes the choices carries the final count (vLLM, DeepSeek): complete there.
+    const finishing = adapter.createStreamUsageReader(parse('/chat/completions', { stream: true }), () => 1);
+    finishing.onEvent(undefined, chunk('Hello', 1));
+    finishing.onEvent(undefined, JSON.stringify({ choices: [{ index: 0, delta: { content: '' }, finish_reason: 'stop' }], usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 } }));
+    expect(finishing.complete!()).toBe(true);
+    expect(finishing.usage()).toEqual({ inputTokens: 9, outputTokens: 2 });
+  });
+
+  test('chat stream with include_usage: complete at the usage chunk, before [DONE]', () => {
+    const reader = adapter.createStreamUsageReader(parse('/chat/completions', { stream: true, stream_options: { include_usage: true } }), () => 1);
+    reader.onEvent(undefined, JSON.stringify({ choices: [{ index: 0, delta: { content: 'Hi' } }] }));
+    expect(reader.complete!()).toBe(false);
+    reader.onEvent(undefined, JSON.stringify({ choices: [], usage: { prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 } }));
+    expect(reader.complete!()).toBe(true);
+    expect(reader.usage()).toEqual({ inputTokens: 9, outputTokens: 1 });
+  });
+
   test.each([3, 100_000])('responses stream in %i-byte pieces: usage from response.completed', (size) => {
     expect(readStream(adapter, parse('/responses', { stream: true }), fixture('openai/responses-stream.sse'), size)).toEqual({ inputTokens: 37, outputTokens: 11 });
   });

@@ -47,6 +47,8 @@ const OUTPUT_FIELDS: Partial<Record<Endpoint, readonly string[]>> = {
 
 class OpenAIStreamReader implements StreamUsageReader {
   private reported: Usage | undefined;
+  /** The latest count of a host that reports usage on every chunk. */
+  private running: Usage | undefined;
   private textTokens = 0;
   private ended = false;
 
@@ -61,12 +63,19 @@ class OpenAIStreamReader implements StreamUsageReader {
     const chunk = asObject(parseJson(data));
     if (!chunk) return false;
     if (this.endpoint === 'responses') return this.onResponsesEvent(chunk);
-    if (chunk.usage) {
+    const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
+    // include_usage: the last chunk, with no choices, carries the final count (some hosts put it
+    // on the chunk that finishes the choices).
+    if (chunk.usage && choices.every((c) => asObject(c)?.finish_reason != null)) {
       this.reported = openaiUsage(chunk.usage);
       return this.reported !== undefined;
     }
     let changed = false;
-    const choices = Array.isArray(chunk.choices) ? chunk.choices : [];
+    if (chunk.usage) {
+      // A host that counts on every chunk (vLLM's continuous_usage_stats): a running count, not the end.
+      this.running = openaiUsage(chunk.usage);
+      changed = this.running !== undefined;
+    }
     for (const choice of choices) {
       const c = asObject(choice);
       const delta = asObject(c?.delta);
@@ -104,6 +113,9 @@ class OpenAIStreamReader implements StreamUsageReader {
 
   usage(): Usage | undefined {
     if (this.reported) return this.reported;
+    // A running count is exact so far, and final once the stream ended; until then the stream
+    // watch treats it as an estimate (only a final count means nothing more is generated).
+    if (this.running) return this.ended ? this.running : { ...this.running, estimated: true };
     if (this.textTokens === 0) return undefined;
     // Input is filled in from the request's estimate by whoever prices this.
     return { inputTokens: 0, outputTokens: Math.ceil(this.textTokens), estimated: true };

@@ -6,7 +6,7 @@
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { startFakeProvider } from '../lib/testing';
-import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, memoryFetch, percentile, table, throughputInFreshProcess, timedInTurns } from './support';
+import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, memoryFetch, percentile, providerInOwnProcess, table, throughputInFreshProcess, timedInTurns } from './support';
 import { inlineFloorFetch } from './inline-floor';
 
 /** The built bundle, as users run it (see builtPackage). */
@@ -18,14 +18,18 @@ export interface OverheadResult {
   provider: string;
   /** The provider sent its rate-limit headers (both real APIs do, on every response). */
   limitHeaders: boolean;
+  /** The fake provider ran in a process of its own (as in production), not on the client's thread. */
+  ownProcess: boolean;
   rawMedianUs: number;
   guardedMedianUs: number;
   addedMedianUs: number;
   addedP90Us: number;
 }
 
-async function latency(kind: 'openai' | 'anthropic', calls: number, limitHeaders: boolean): Promise<OverheadResult> {
-  const fake = await startFakeProvider({ outputTokens: 16, ...(limitHeaders ? { limits: LIMITS_NEVER_REACHED } : {}) });
+async function latency(kind: 'openai' | 'anthropic', calls: number, limitHeaders: boolean, ownProcess = false): Promise<OverheadResult> {
+  const options = { outputTokens: 16, ...(limitHeaders ? { limits: LIMITS_NEVER_REACHED } : {}) };
+  // In this process its work (HTTP server, SSE, pricing its bill) runs between the client's steps, in the same CPU caches.
+  const fake = ownProcess ? await providerInOwnProcess(options) : await startFakeProvider(options);
   const make = () =>
     kind === 'openai' ? new OpenAI({ apiKey: 'sk-bench', baseURL: fake.openaiBaseURL, maxRetries: 0 }) : new Anthropic({ apiKey: 'sk-bench', baseURL: fake.anthropicBaseURL, maxRetries: 0 });
   const raw = make();
@@ -41,6 +45,7 @@ async function latency(kind: 'openai' | 'anthropic', calls: number, limitHeaders
   return {
     provider: kind,
     limitHeaders,
+    ownProcess,
     rawMedianUs: median(rawTimes),
     guardedMedianUs: median(guardedTimes),
     addedMedianUs: median(guardedTimes) - median(rawTimes),
@@ -98,10 +103,11 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
   const warmRun = await warm(20_000);
   log(`  one call at a time in memory (warm): raw SDK ${fmt(warmRun.rawUs, 0)} µs, the guard adds ${fmt(warmRun.addedUs, 1)} µs`);
   const results: OverheadResult[] = [];
-  for (const [kind, limitHeaders] of [['openai', false], ['anthropic', false], ['openai', true], ['anthropic', true]] as const) {
-    const r = await latency(kind, 2000, limitHeaders);
+  const cases = [['openai', false, false], ['anthropic', false, false], ['openai', true, false], ['anthropic', true, false], ['openai', true, true], ['anthropic', true, true]] as const;
+  for (const [kind, limitHeaders, ownProcess] of cases) {
+    const r = await latency(kind, 2000, limitHeaders, ownProcess);
     results.push(r);
-    log(`  latency ${kind}${limitHeaders ? ' with rate-limit headers' : ''}: raw ${fmt(r.rawMedianUs, 0)} µs, guarded ${fmt(r.guardedMedianUs, 0)} µs, added ${fmt(r.addedMedianUs, 0)} µs (p90 of paired differences ${fmt(r.addedP90Us, 0)} µs)`);
+    log(`  latency ${kind}${limitHeaders ? ' with rate-limit headers' : ''}${ownProcess ? ', provider in its own process' : ''}: raw ${fmt(r.rawMedianUs, 0)} µs, guarded ${fmt(r.guardedMedianUs, 0)} µs, added ${fmt(r.addedMedianUs, 0)} µs (p90 of paired differences ${fmt(r.addedP90Us, 0)} µs)`);
   }
   const features = await byFeature(2000);
   for (const f of features) log(`  ${f.name}: added ${fmt(f.addedUs, 0)} µs`);
@@ -122,8 +128,8 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
   log(`  throughput with an in-memory fetch: raw SDK ${fmt(rawPerSecond, 0)} calls/s, guarded ${fmt(guardedPerSecond, 0)} calls/s (budgets off: ${fmt(noBudgetsPerSecond, 0)})`);
   const markdown = [
     table(
-      ['SDK', 'provider sends rate-limit headers', 'raw SDK, median', 'guarded, median', 'added by the guard (median)', 'added, p90 of paired calls'],
-      results.map((r) => [r.provider, r.limitHeaders ? 'yes (as the real APIs)' : 'no', `${fmt(r.rawMedianUs, 0)} µs`, `${fmt(r.guardedMedianUs, 0)} µs`, `**${fmt(r.addedMedianUs, 0)} µs**`, `${fmt(r.addedP90Us, 0)} µs`]),
+      ['SDK', 'provider sends rate-limit headers', 'provider runs', 'raw SDK, median', 'guarded, median', 'added by the guard (median)', 'added, p90 of paired calls'],
+      results.map((r) => [r.provider, r.limitHeaders ? 'yes (as the real APIs)' : 'no', r.ownProcess ? 'in its own process (as in production)' : 'in the client\'s process', `${fmt(r.rawMedianUs, 0)} µs`, `${fmt(r.guardedMedianUs, 0)} µs`, `**${fmt(r.addedMedianUs, 0)} µs**`, `${fmt(r.addedP90Us, 0)} µs`]),
     ),
     '',
     'What each part adds: sequential OpenAI calls, no rate-limit headers, all clients interleaved in one process (medians; see bench/overhead.ts).',

@@ -1,7 +1,8 @@
 import os from 'node:os';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { FakeProviderOptions } from '../lib/testing';
 
 /** The machine line every result section starts with. */
 export function machine(): string {
@@ -93,6 +94,23 @@ export interface ThroughputScenario {
 export function throughputInFreshProcess(scenario: ThroughputScenario): number {
   const out = execFileSync(process.execPath, ['--import', 'tsx', join(__dirname, 'throughput.ts'), JSON.stringify(scenario)], { encoding: 'utf8' });
   return (JSON.parse(out.trim().split('\n').at(-1)!) as { perSecond: number }).perSecond;
+}
+
+/** The fake provider in a process of its own (bench/provider-process.ts): its base URLs, and close(). */
+export async function providerInOwnProcess(options: FakeProviderOptions = {}): Promise<{ openaiBaseURL: string; anthropicBaseURL: string; close(): Promise<void> }> {
+  const child = fork(join(__dirname, 'provider-process.ts'), [JSON.stringify(options)], { execArgv: ['--import', 'tsx'] });
+  const urls = await new Promise<{ openaiBaseURL: string; anthropicBaseURL: string }>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as { openaiBaseURL: string; anthropicBaseURL: string }));
+    child.once('exit', (code) => reject(new Error(`the provider process exited (${code}) before it listened`)));
+  });
+  return {
+    ...urls,
+    close: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.disconnect();
+      }),
+  };
 }
 
 /**

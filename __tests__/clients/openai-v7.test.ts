@@ -72,7 +72,7 @@ describe('openai 7 streams, which stop at [DONE]', () => {
     expect(guarded.guard.status().totals.costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
   });
 
-  test('postCallOverrun "throw": thrown when the SDK reads past the usage chunk, else warned; never silent', async () => {
+  test('postCallOverrun "throw": the loop throws after every chunk, though openai 7 reads no further than [DONE]', async () => {
     fake().configure({ outputTokens: 20, extraInputTokens: 100_000 });
     const { guarded, warnings, exceeded } = client({ cost: { maxCostPerCallUsd: 0.1, postCallOverrun: 'throw' } });
     const stream = await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 20, stream: true, stream_options: { include_usage: true } });
@@ -81,9 +81,9 @@ describe('openai 7 streams, which stop at [DONE]', () => {
       (e: unknown) => e,
     );
     expect(exceeded).toMatchObject([{ stage: 'post-call', key: 'call' }]);
-    // Whether [DONE] came in the usage chunk's read decides which; one of them always happens.
-    if (thrown) expect(thrown).toBeInstanceOf(BudgetExceededError);
-    else expect(warnings.join('\n')).toMatch(/could not be thrown/);
+    expect(thrown).toBeInstanceOf(BudgetExceededError);
+    expect(thrown).toMatchObject({ stage: 'post-call', scope: 'call' });
+    expect(warnings).toEqual([]);
     expect(guarded.guard.status().totals.costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
   });
 

@@ -1,5 +1,6 @@
 import { ResponseTap, UnreadBodyError, type TapEnd } from '../../lib/internal/response-tap';
 import { anthropicAdapter } from '../../lib/providers/anthropic';
+import { openaiAdapter } from '../../lib/providers/openai';
 import { textTokenWeight } from '../../lib/money/estimate';
 import { fixture } from '../support/fixtures';
 
@@ -41,14 +42,21 @@ describe('ResponseTap on a stream', () => {
     expect(ends).toHaveLength(2);
   });
 
-  test('reports running usage as deltas arrive', async () => {
+  test('reports running usage as deltas arrive, then the final count with the end', async () => {
     const tap = streamTap(chunkedResponse(fixture('anthropic/stream.sse'), 64));
     const outputs: number[] = [];
-    tap.onProgress((u) => outputs.push(u.outputTokens));
+    const estimated: boolean[] = [];
+    tap.onProgress((u) => {
+      outputs.push(u.outputTokens);
+      estimated.push(u.estimated === true);
+    });
+    let end: TapEnd | undefined;
+    tap.onEnd((e) => (end = e));
     await tap.response.arrayBuffer();
     expect(outputs.length).toBeGreaterThan(3);
     expect(outputs).toEqual([...outputs].sort((a, b) => a - b));
-    expect(outputs.at(-1)).toBe(89);
+    expect(estimated.every(Boolean)).toBe(true);
+    expect(end!.usage!.outputTokens).toBe(89);
   });
 
   test('abort() errors the consumer with the given error and stops upstream, keeping the usage so far', async () => {
@@ -213,6 +221,24 @@ describe('ResponseTap on a stream whose reader stops at its last event (openai 7
     const { overCap, undelivered, reader } = await overCapReadToUsage();
     await reader.cancel();
     expect(undelivered).toHaveBeenCalledWith(overCap);
+  });
+
+  test("with the end marker in the chunk that completed the stream, the error takes the marker's place (openai 7 stops at it)", async () => {
+    const openaiRequest = openaiAdapter.parseRequest('https://api.openai.com/v1/chat/completions', 'POST', '{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true}}');
+    const content = 'data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}\n\ndata: {"choices":[],"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10}}\n\n';
+    const tap = new ResponseTap(chunkedResponse(`${content}data: [DONE]\n\n`, 4096), {
+      usageFromJson: () => undefined,
+      streamReader: openaiAdapter.createStreamUsageReader(openaiRequest, textTokenWeight),
+      inputTokensEstimate: 10,
+      abortUpstream: () => {},
+    });
+    const overCap = new Error('over the per-call cap');
+    tap.setFinalCheck(() => overCap);
+    const reader = tap.response.body!.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toBe(content);
+    await expect(reader.read()).rejects.toBe(overCap);
+    expect(tap.usage()).toEqual({ inputTokens: 9, outputTokens: 1 });
   });
 
   test('a connection that fails after the last event loses nothing: the body closes with every byte', async () => {

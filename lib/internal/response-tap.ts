@@ -94,7 +94,7 @@ export class ResponseTap {
     return this.ended !== undefined;
   }
 
-  /** Called on every change of a stream's running usage. */
+  /** Called on every change of a stream's running usage, until its final count (which comes with the end). */
   onProgress(listener: (usage: Usage) => void): void {
     this.progressListeners.push(listener);
   }
@@ -196,21 +196,22 @@ export class ResponseTap {
             else controller.close();
             return;
           }
-          // Hand the bytes on first: what the provider sent and billed is never withheld.
-          controller.enqueue(chunk.value);
-          if (completed) return;
+          if (completed) return controller.enqueue(chunk.value);
+          // Counted first; its listeners (a cut) hear of it only once the bytes went on.
           parser.feed(decoder.decode(chunk.value, { stream: true }));
-          if (changed) {
-            changed = false;
-            const usage = this.streamUsage();
-            if (usage) for (const listener of this.progressListeners) listener(usage);
-          }
           // Nothing billable can follow: the call ends here, whether or not its reader reads on to
           // the body's close (openai 7 stops at `[DONE]` and cancels; that is no abandoned stream).
           if (!this.ended && reader.complete?.()) {
             completed = true;
             const error = this.complete();
-            if (error) pending = { error };
+            if (error) return this.failAtEnd(controller, upstream, chunk.value, reader, error, (p) => (pending = p));
+          }
+          // Hand the bytes on first: what the provider sent and billed is never withheld.
+          controller.enqueue(chunk.value);
+          if (changed && !completed) {
+            changed = false;
+            const usage = this.streamUsage();
+            if (usage) for (const listener of this.progressListeners) listener(usage);
           }
         },
         cancel: (reason) => {
@@ -225,6 +226,29 @@ export class ResponseTap {
     const response = new Response(body, { status: raw.status, statusText: raw.statusText, headers: raw.headers }) as Tapped;
     response[TAP_STATE] = { tap: this, body: undefined };
     return response;
+  }
+
+  /**
+   * The final check failed on the chunk that completed the stream: the error takes the place of
+   * the stream's end marker (its bytes before it go on), so that a client that stops reading at
+   * the marker (openai 7) still meets it; without a marker in this chunk, the next read meets it.
+   */
+  private failAtEnd(
+    controller: ReadableStreamDefaultController<Uint8Array>,
+    upstream: ReadableStreamDefaultReader<Uint8Array>,
+    bytes: Uint8Array,
+    reader: StreamUsageReader,
+    error: unknown,
+    pend: (pending: { error: unknown }) => void,
+  ): void {
+    const at = reader.endMarkerAt?.(bytes) ?? -1;
+    if (at < 0) {
+      controller.enqueue(bytes);
+      return pend({ error });
+    }
+    if (at > 0) controller.enqueue(bytes.subarray(0, at));
+    controller.error(error);
+    upstream.cancel(error).catch(() => {});
   }
 
   /**

@@ -85,6 +85,11 @@ export interface StreamUsageReader {
    * not as one the consumer abandoned. Optional: without it, a stream ends with its body.
    */
   complete?(): boolean;
+  /**
+   * Where the stream's end marker (OpenAI's `data: [DONE]`) starts in these bytes, -1 when it is
+   * not there: an error found at the end takes its place, before a client stops reading at it.
+   */
+  endMarkerAt?(bytes: Uint8Array): number;
 }
 
 export interface ProviderAdapter {

@@ -45,6 +45,9 @@ const OUTPUT_FIELDS: Partial<Record<Endpoint, readonly string[]>> = {
   completions: ['max_tokens'],
 };
 
+/** The chat stream's end marker, with and without the space some compatible hosts leave out (ASCII: UTF-8 never has these bytes inside another character). */
+const DONE_MARKERS = ['data: [DONE]', 'data:[DONE]'];
+
 class OpenAIStreamReader implements StreamUsageReader {
   private reported: Usage | undefined;
   /** The latest count of a host that reports usage on every chunk. */
@@ -109,6 +112,15 @@ class OpenAIStreamReader implements StreamUsageReader {
 
   complete(): boolean {
     return this.ended || this.reported !== undefined;
+  }
+
+  endMarkerAt(bytes: Uint8Array): number {
+    const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (const marker of DONE_MARKERS) {
+      const at = buffer.indexOf(marker, 0, 'latin1');
+      if (at >= 0) return at;
+    }
+    return -1;
   }
 
   usage(): Usage | undefined {

@@ -1,19 +1,27 @@
-// openai 7 (the major `npm install openai` gives today) stops reading a stream at `[DONE]` and
-// cancels its body; openai 6 read on to the body's close. A stream that reached its end marker
-// is a finished call, not one its reader abandoned: charged once, checked after the call, warned
+// The openai majors beside the one the other tests use (6): 7, the major `npm install openai`
+// gives today, which stops reading a stream at `[DONE]` and cancels its body (6 read on to the
+// body's close), and 5, the oldest the peer range takes. A stream that reached its end marker is
+// a finished call, not one its reader abandoned: charged once, checked after the call, warned
 // about, its slot freed.
 import OpenAI from 'openai-v7';
+import OpenAI5 from 'openai-v5';
 import { VERSION as DEFAULT_OPENAI_VERSION } from 'openai/version';
 import { BudgetExceededError, createGuardedClient, type GuardEventMap, type Logger } from '../../lib';
 import { GPT, OPENAI_KEY, breakAfter, hello, useFakeProvider } from '../support/clients';
 
 const fake = useFakeProvider();
 
-function client(options: Parameters<typeof createGuardedClient>[1] = {}) {
+/** Each major's client, typed as openai 7's (the surface these tests use is the same in both). */
+const MAJORS: Array<[string, (options: { apiKey: string; baseURL: string }) => OpenAI]> = [
+  ['openai 7', (options) => new OpenAI(options)],
+  ['openai 5', (options) => new OpenAI5(options) as unknown as OpenAI],
+];
+
+function client(make: (typeof MAJORS)[number][1], options: Parameters<typeof createGuardedClient>[1] = {}) {
   const warnings: string[] = [];
   const noop = () => {};
   const logger: Logger = { debug: noop, info: noop, error: noop, warn: (_fields: object, message: string) => void warnings.push(message) };
-  const guarded = createGuardedClient(new OpenAI({ apiKey: OPENAI_KEY, baseURL: fake().openaiBaseURL }), { logger, ...options });
+  const guarded = createGuardedClient(make({ apiKey: OPENAI_KEY, baseURL: fake().openaiBaseURL }), { logger, ...options });
   const costs: Array<GuardEventMap['cost']> = [];
   const exceeded: Array<GuardEventMap['budget:exceeded']> = [];
   guarded.guard.on('cost', (e) => costs.push(e));
@@ -36,10 +44,10 @@ test('every test imports the peer majors of its pass (npm test: openai 6, ioredi
   expect(major('gpt-tokenizer')).toBe(newest ? '4' : '3');
 });
 
-describe('openai 7 streams, which stop at [DONE]', () => {
+describe.each(MAJORS)('%s', (_major, make) => {
   test('with include_usage: charged exactly what the provider billed, once, and the slot is free when the loop ends', async () => {
     fake().configure({ outputTokens: 40 });
-    const { guarded, warnings, costs } = client();
+    const { guarded, warnings, costs } = client(make);
     const stream = await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 100, stream: true, stream_options: { include_usage: true } });
     const text = await readAll(stream);
     expect(text.length).toBeGreaterThan(0);
@@ -52,7 +60,7 @@ describe('openai 7 streams, which stop at [DONE]', () => {
 
   test('without include_usage: charged an estimate near the bill, and the warning says how to get exact counts', async () => {
     fake().configure({ outputTokens: 40 });
-    const { guarded, warnings, costs } = client();
+    const { guarded, warnings, costs } = client(make);
     await readAll(await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 100, stream: true }));
     expect(costs).toHaveLength(1);
     expect(costs[0]!.estimated).toBe(true);
@@ -64,7 +72,7 @@ describe('openai 7 streams, which stop at [DONE]', () => {
 
   test('a stream that cost more than the per-call cap is reported after the call (postCallOverrun "warn")', async () => {
     fake().configure({ outputTokens: 20, extraInputTokens: 100_000 });
-    const { guarded, warnings, exceeded } = client({ cost: { maxCostPerCallUsd: 0.1 } });
+    const { guarded, warnings, exceeded } = client(make, { cost: { maxCostPerCallUsd: 0.1 } });
     const text = await readAll(await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 20, stream: true, stream_options: { include_usage: true } }));
     expect(text.length).toBeGreaterThan(0);
     expect(exceeded).toMatchObject([{ stage: 'post-call', key: 'call' }]);
@@ -74,7 +82,7 @@ describe('openai 7 streams, which stop at [DONE]', () => {
 
   test('postCallOverrun "throw": the loop throws after every chunk, though openai 7 reads no further than [DONE]', async () => {
     fake().configure({ outputTokens: 20, extraInputTokens: 100_000 });
-    const { guarded, warnings, exceeded } = client({ cost: { maxCostPerCallUsd: 0.1, postCallOverrun: 'throw' } });
+    const { guarded, warnings, exceeded } = client(make, { cost: { maxCostPerCallUsd: 0.1, postCallOverrun: 'throw' } });
     const stream = await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 20, stream: true, stream_options: { include_usage: true } });
     const thrown = await readAll(stream).then(
       () => undefined,
@@ -89,7 +97,7 @@ describe('openai 7 streams, which stop at [DONE]', () => {
 
   test('breaking out before the end still stops the provider: only what it sent is billed and charged', async () => {
     fake().configure({ outputTokens: 200, tokenDelayMs: 5 });
-    const { guarded, costs } = client();
+    const { guarded, costs } = client(make);
     const stream = await guarded.chat.completions.create({ model: GPT, messages: hello, stream: true, stream_options: { include_usage: true } });
     await breakAfter(stream, 3);
     await fake().idle();
@@ -101,7 +109,7 @@ describe('openai 7 streams, which stop at [DONE]', () => {
   });
 
   test('a JSON call: charged exactly what the provider billed', async () => {
-    const { guarded, costs } = client();
+    const { guarded, costs } = client(make);
     const completion = await guarded.chat.completions.create({ model: GPT, messages: hello, max_tokens: 16 });
     expect(completion.choices[0]!.message.content).toBeTruthy();
     expect(costs).toHaveLength(1);

@@ -78,8 +78,12 @@ export class TrafficLimiter {
   private readonly adaptive: AdaptivePlan;
   /** The order waiting calls get the main slot and token buckets in: priority, then fair share. */
   private readonly fair = new FairQueue();
-  /** The last pause cut short (performance clock): when it ended, and when the provider's would have. */
-  private shortPause = { endedAt: Infinity, askedUntil: -Infinity };
+  /**
+   * The last pause cut short (performance clock): when it began, and when the provider's would
+   * have ended. Its start, not its computed end: a pause timer may fire early by that clock (it
+   * counts from the event loop's cached time, stale by a busy turn's length).
+   */
+  private shortPause = { startedAt: Infinity, askedUntil: -Infinity };
   /** Distributed mode: the rates every process of this guard name shares. */
   private readonly shared: SharedRates | undefined;
   private seq = 0;
@@ -474,9 +478,9 @@ export class TrafficLimiter {
     const plan = this.main.plan;
     const onlyRequests = snapshot?.requests !== undefined && snapshot.requests.remaining <= 0 && TOKEN_DIMENSIONS.every((dim) => (snapshot[dim]?.remaining ?? 1) > 0);
     // A call sent after a short pause, inside the Retry-After it cut short, met a 429 again.
-    const disproved = dispatchedTime >= this.shortPause.endedAt && dispatchedTime < this.shortPause.askedUntil;
+    const disproved = dispatchedTime > this.shortPause.startedAt && dispatchedTime < this.shortPause.askedUntil;
     const refillMs = onlyRequests && plan && !disproved ? 60_000 / plan.perMinute + BURST_JITTER_MS : Infinity;
-    if (refillMs < askedMs) this.shortPause = { endedAt: now + refillMs, askedUntil: now + askedMs };
+    if (refillMs < askedMs) this.shortPause = { startedAt: now, askedUntil: now + askedMs };
     this.gate.pause(Math.min(askedMs, refillMs));
   }
 

@@ -63,7 +63,7 @@ export class ResponseTap {
   private upstream: ReadableStreamDefaultReader<Uint8Array> | undefined;
   private jsonUsage: Usage | undefined;
   private finalCheck: ((end: TapEnd, value?: unknown) => unknown) | undefined;
-  /** Told of a final check's error that no reader met: the stream's reader stopped at its end marker. */
+  /** Told of a final check's error that no reader met: the stream's reader stopped reading before it. */
   private undelivered: ((error: unknown) => void) | undefined;
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
 
@@ -102,8 +102,8 @@ export class ResponseTap {
   /**
    * Runs once the body is complete and its usage known, after the end listeners: an error it
    * returns is what the reader gets instead of the last piece (the JSON value, the stream's close,
-   * or its next read). `undelivered` hears of an error no reader met: a client that stops reading
-   * a stream at its end marker (openai 7 at `[DONE]`) reads no further.
+   * or the stream's end marker, or its next read). `undelivered` hears of an error no reader met:
+   * a stream's client that stopped reading before it.
    */
   setFinalCheck(check: (end: TapEnd, value?: unknown) => unknown, undelivered?: (error: unknown) => void): void {
     this.finalCheck = check;
@@ -204,7 +204,10 @@ export class ResponseTap {
           if (!this.ended && reader.complete?.()) {
             completed = true;
             const error = this.complete();
-            if (error) return this.failAtEnd(controller, upstream, chunk.value, reader, error, (p) => (pending = p));
+            if (error) {
+              pending = this.failAtEnd(controller, upstream, chunk.value, reader, error);
+              return;
+            }
           }
           // Hand the bytes on first: what the provider sent and billed is never withheld.
           controller.enqueue(chunk.value);
@@ -231,24 +234,19 @@ export class ResponseTap {
   /**
    * The final check failed on the chunk that completed the stream: the error takes the place of
    * the stream's end marker (its bytes before it go on), so that a client that stops reading at
-   * the marker (openai 7) still meets it; without a marker in this chunk, the next read meets it.
+   * the marker (openai 7) still meets it. Without a marker in this chunk, the chunk goes on and
+   * the error is returned, pending for the next read.
    */
-  private failAtEnd(
-    controller: ReadableStreamDefaultController<Uint8Array>,
-    upstream: ReadableStreamDefaultReader<Uint8Array>,
-    bytes: Uint8Array,
-    reader: StreamUsageReader,
-    error: unknown,
-    pend: (pending: { error: unknown }) => void,
-  ): void {
+  private failAtEnd(controller: ReadableStreamDefaultController<Uint8Array>, upstream: ReadableStreamDefaultReader<Uint8Array>, bytes: Uint8Array, reader: StreamUsageReader, error: unknown): { error: unknown } | undefined {
     const at = reader.endMarkerAt?.(bytes) ?? -1;
     if (at < 0) {
       controller.enqueue(bytes);
-      return pend({ error });
+      return { error };
     }
     if (at > 0) controller.enqueue(bytes.subarray(0, at));
     controller.error(error);
     upstream.cancel(error).catch(() => {});
+    return undefined;
   }
 
   /**

@@ -156,8 +156,8 @@ export class CostGuardStage implements Stage {
         if (value !== undefined) overrun.response = value;
         return overrun;
       },
-      // A client that stops reading at the stream's end marker never meets the error: never silent.
-      () => this.deps.logger().warn({ model: ctx.request.model, costUsd: overrun?.costUsd, capUsd: cap }, 'a call cost more than the per-call cap; its stream was read to its end marker and no further, so the error could not be thrown (cost.postCallOverrun = "throw")'),
+      // A stream's client that stopped reading before the error never meets it: never silent.
+      () => this.deps.logger().warn({ model: ctx.request.model, costUsd: overrun?.costUsd, capUsd: cap }, 'a call cost more than the per-call cap; its stream stopped being read before the error, so it could not be thrown (cost.postCallOverrun = "throw")'),
     );
   }
 

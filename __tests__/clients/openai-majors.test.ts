@@ -95,6 +95,18 @@ describe.each(MAJORS)('%s', (_major, make) => {
     expect(guarded.guard.status().totals.costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
   });
 
+  test("the stream helpers: finalChatCompletion() and finalResponse() reject with the post-call error; charged exactly what was billed", async () => {
+    fake().configure({ outputTokens: 20, extraInputTokens: 100_000 });
+    const { guarded, exceeded } = client(make, { cost: { maxCostPerCallUsd: 0.1, postCallOverrun: 'throw' } });
+    const chat = guarded.chat.completions.stream({ model: GPT, messages: hello, max_tokens: 20, stream_options: { include_usage: true } });
+    await expect(chat.finalChatCompletion()).rejects.toMatchObject({ name: 'BudgetExceededError', stage: 'post-call' });
+    const responses = guarded.responses.stream({ model: GPT, input: 'Hello there', max_output_tokens: 20 });
+    await expect(responses.finalResponse()).rejects.toMatchObject({ name: 'BudgetExceededError', stage: 'post-call' });
+    expect(exceeded).toHaveLength(2);
+    expect(guarded.guard.status().totals.costUsd).toBeCloseTo(fake().stats.billed.usd, 12);
+    expect(guarded.guard.status().limiter.running).toBe(0);
+  });
+
   test('breaking out before the end still stops the provider: only what it sent is billed and charged', async () => {
     fake().configure({ outputTokens: 200, tokenDelayMs: 5 });
     const { guarded, costs } = client(make);

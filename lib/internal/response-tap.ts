@@ -127,10 +127,15 @@ export class ResponseTap {
   /** Errors the body towards the reader, stops the upstream request, and ends the tap with `end`. */
   private stop(error: unknown, end: TapEnd): void {
     if (this.ended) return;
-    this.streamController?.error(error);
-    this.upstream?.cancel(error).catch(() => {});
+    this.errorStream(error);
     this.options.abortUpstream(error);
     this.finish(end);
+  }
+
+  /** The stream's reader meets `error` next; the upstream body is let go. */
+  private errorStream(error: unknown): void {
+    this.streamController?.error(error);
+    this.upstream?.cancel(error).catch(() => {});
   }
 
   private finish(end: TapEnd): void {
@@ -170,9 +175,8 @@ export class ResponseTap {
         },
         pull: async (controller) => {
           if (pending !== undefined) {
-            controller.error(pending.error);
+            this.errorStream(pending.error);
             pending = undefined;
-            upstream.cancel().catch(() => {});
             return;
           }
           this.idleTimer?.refresh();
@@ -205,7 +209,7 @@ export class ResponseTap {
             completed = true;
             const error = this.complete();
             if (error) {
-              pending = this.failAtEnd(controller, upstream, chunk.value, reader, error);
+              pending = this.failAtEnd(chunk.value, reader, error);
               return;
             }
           }
@@ -237,15 +241,14 @@ export class ResponseTap {
    * the marker (openai 7) still meets it. Without a marker in this chunk, the chunk goes on and
    * the error is returned, pending for the next read.
    */
-  private failAtEnd(controller: ReadableStreamDefaultController<Uint8Array>, upstream: ReadableStreamDefaultReader<Uint8Array>, bytes: Uint8Array, reader: StreamUsageReader, error: unknown): { error: unknown } | undefined {
+  private failAtEnd(bytes: Uint8Array, reader: StreamUsageReader, error: unknown): { error: unknown } | undefined {
     const at = reader.endMarkerAt?.(bytes) ?? -1;
     if (at < 0) {
-      controller.enqueue(bytes);
+      this.streamController!.enqueue(bytes);
       return { error };
     }
-    if (at > 0) controller.enqueue(bytes.subarray(0, at));
-    controller.error(error);
-    upstream.cancel(error).catch(() => {});
+    if (at > 0) this.streamController!.enqueue(bytes.subarray(0, at));
+    this.errorStream(error);
     return undefined;
   }
 

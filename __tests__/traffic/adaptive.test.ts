@@ -2,6 +2,7 @@ import OpenAI from 'openai';
 import { createGuardedClient, type GuardEventMap } from '../../lib';
 import { CLAUDE, GPT, anthropicFor, hello, openaiFor, useFakeProvider } from '../support/clients';
 import { bucketExcess, arrivalsOf, sleep } from '../support/arrivals';
+import { QUIET_SYNC_MS } from '../../lib/limiter/adaptive';
 
 const fake = useFakeProvider();
 
@@ -127,6 +128,22 @@ describe('adaptive mode', () => {
     // The next call would wait 2 s, more than maxWaitMs: refused locally, nothing sent.
     await expect(client.chat.completions.create({ model: GPT, messages: hello })).rejects.toMatchObject({ code: 'rate_limited', reason: 'max_wait' });
     expect(fake().stats.requests).toBe(1);
+  });
+
+  test('far from its limits the guard still reads the headers at least every 100 ms: another client of the key draining it is seen', async () => {
+    fake().configure({ limits: { requestsPerMinute: 6000 } });
+    const client = createGuardedClient(openaiFor(fake()), { limits: { maxConcurrent: 50 } });
+    const remaining = () => client.guard.status().limiter.learned?.requests?.remaining;
+    await client.chat.completions.create({ model: GPT, messages: hello });
+    expect(remaining()).toBeGreaterThanOrEqual(98);
+    // Another client of the same key takes 60 of the provider's 100; the guard's own bucket stays full.
+    const other = openaiFor(fake(), { maxRetries: 0 });
+    await Promise.all(Array.from({ length: 60 }, () => other.chat.completions.create({ model: GPT, messages: hello })));
+    await sleep(QUIET_SYNC_MS);
+    await client.chat.completions.create({ model: GPT, messages: hello });
+    // About 40 left, plus what refilled meanwhile (100/s): far below the 98 of the last read.
+    expect(remaining()).toBeLessThan(80);
+    expect(fake().stats.byStatus[429] ?? 0).toBe(0);
   });
 
   test('adaptive: false ignores the headers', async () => {

@@ -9,6 +9,12 @@ import type { LimitWindow, RateLimitSnapshot } from '../providers/adapter';
 import type { SharedRates } from '../distributed/shared-rates';
 import { BURST_JITTER_MS, Bucket, CONFIG_KEY, DIMENSIONS, NETWORK_JITTER_MS, SAFETY_MARGIN, configuredPlan, type BucketPlan, type Dimension, type TokenDimension } from './bucket';
 
+/**
+ * Far from the limits, how often the headers are read at least (see AdaptivePlan.quiet): a change
+ * of limit, or another client of the same key draining it, is seen within this long.
+ */
+export const QUIET_SYNC_MS = 100;
+
 export type RequestsMode = 'configured' | 'probing' | 'learned' | 'unlimited';
 
 /** What the plan needs to know of a call to sync on its answer. */
@@ -38,6 +44,8 @@ export class AdaptivePlan {
   private probeSeq = 0;
   /** Dispatched calls whose response headers have not come back yet, by dispatch number. */
   private readonly unanswered = new Set<number>();
+  /** When a response's headers last re-synced the buckets (performance.now()). */
+  private syncedAt = -Infinity;
 
   constructor(private readonly deps: AdaptiveDeps) {}
 
@@ -97,6 +105,19 @@ export class AdaptivePlan {
     }
   }
 
+  /**
+   * Whether a successful answer's headers may go unread: nothing is left to learn, they were read
+   * less than QUIET_SYNC_MS ago, and every bucket holds at least half its burst. There a sync
+   * changes nothing unless another client of the key drained it since (seen at the next read);
+   * near a limit every answer syncs. Reading and applying them was a fifth of what the guard
+   * added to a call over HTTP.
+   */
+  quiet(now: number): boolean {
+    if (this.requestsMode === 'probing' || now - this.syncedAt >= QUIET_SYNC_MS || !this.deps.main.halfFull) return false;
+    const tokenBuckets = this.deps.tokenBuckets;
+    return (tokenBuckets.tokens?.halfFull ?? true) && (tokenBuckets.inputTokens?.halfFull ?? true) && (tokenBuckets.outputTokens?.halfFull ?? true);
+  }
+
   /** A call that got no response (connection error, timeout): a failed probe lets the next one go. */
   failed(seq: number): void {
     this.unanswered.delete(seq);
@@ -117,6 +138,7 @@ export class AdaptivePlan {
   }
 
   private sync(lease: SyncedLease, snapshot: RateLimitSnapshot): void {
+    this.syncedAt = performance.now();
     const limits = this.deps.config().limits;
     for (const dim of DIMENSIONS) {
       const window = snapshot[dim];

@@ -204,6 +204,12 @@ export class Bucket {
     this.set({ reservoir: 0, reservoirIncreaseAmount: 0 });
   }
 
+  /** Whether the bucket holds at least half its burst (or has no plan): far from its limit. */
+  get halfFull(): boolean {
+    const current = localReservoir(this.limiter);
+    return this.plan === undefined || current === null || current >= this.plan.capacity / 2;
+  }
+
   /** Whether the bucket holds (about) its whole burst: it has been idle. */
   get full(): boolean {
     const current = localReservoir(this.limiter);

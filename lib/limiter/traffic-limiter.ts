@@ -461,7 +461,7 @@ export class TrafficLimiter {
    */
   observe(lease: Lease, response: Response, adapter: ProviderAdapter): void {
     this.answeredBurst(lease.seq);
-    if (!this.config.limits.adaptive) return this.adaptive.forget(lease.seq);
+    if (!this.config.limits.adaptive || (response.ok && this.adaptive.quiet(performance.now()))) return this.adaptive.forget(lease.seq);
     const snapshot = adapter.rateLimits(response.headers);
     this.adaptive.answered(lease as LeaseState, snapshot, response.status);
     if (response.status === 429) this.pauseFor429(adapter.retryAfterMs(response.headers) ?? AdaptivePlan.resetOfExhausted(snapshot) ?? 1000, snapshot, (lease as LeaseState).dispatchedTime);

@@ -43,7 +43,7 @@ import { RealtimeSessions, type RealtimeClientLike, type RealtimeSessionOptions 
 import type { GuardScope } from './scope-kinds';
 
 export { GUARD_REF } from './failover/targets';
-export type { GuardStatus, GuardTotals } from './status';
+export type { GuardStatus, GuardTotals, LearnedLimit } from './status';
 
 /** A part whose state follows the config: told of every live change, with the config before it. */
 interface Reconfigurable {

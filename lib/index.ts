@@ -20,7 +20,7 @@ export { guardErrorToHttp, type GuardHttpError } from './http';
 export { createAdminHandler, type AdminHandler, type AdminOptions } from './admin';
 export type { MetricsRegistry } from './telemetry/metrics';
 export type { GuardEventMap, GuardEventName, GuardListener, CallEventBase } from './events';
-export type { GuardStatus, GuardTotals } from './status';
+export type { GuardStatus, GuardTotals, LearnedLimit } from './status';
 export type {
   GuardOptions,
   BudgetRule,

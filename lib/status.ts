@@ -19,6 +19,14 @@ export interface GuardTotals {
   costUsd: number;
 }
 
+/** One rate limit as the provider's headers gave it (adaptive mode). */
+export interface LearnedLimit {
+  limitPerMinute: number;
+  remaining: number;
+  /** Milliseconds until it is full again, when the provider says. */
+  resetMs: number | undefined;
+}
+
 export interface GuardStatus {
   name: string;
   provider: string;
@@ -33,7 +41,8 @@ export interface GuardStatus {
     pausedUntil?: string;
     /** How the request rate is set: configured, probing (nothing learned yet), learned from headers, or unlimited. */
     mode: 'configured' | 'probing' | 'learned' | 'unlimited';
-    learned?: Record<string, unknown>;
+    /** What the provider's headers said at their last read, by limit (requests, tokens, inputTokens, outputTokens). */
+    learned?: Partial<Record<'requests' | 'tokens' | 'inputTokens' | 'outputTokens', LearnedLimit>>;
     /** Live per-scope limiter keys, by scope kind. */
     scopes?: Record<string, number>;
   };

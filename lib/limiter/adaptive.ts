@@ -6,6 +6,7 @@
  */
 import type { ResolvedConfig } from '../config/options';
 import type { LimitWindow, RateLimitSnapshot } from '../providers/adapter';
+import type { LearnedLimit } from '../status';
 import type { SharedRates } from '../distributed/shared-rates';
 import { BURST_JITTER_MS, Bucket, CONFIG_KEY, DIMENSIONS, NETWORK_JITTER_MS, SAFETY_MARGIN, configuredPlan, type BucketPlan, type Dimension, type TokenDimension } from './bucket';
 
@@ -195,8 +196,12 @@ export class AdaptivePlan {
     return resets.length ? Math.max(...resets) : undefined;
   }
 
-  status(): Record<string, unknown> | undefined {
-    const learned = Object.fromEntries(Object.entries(this.learned).map(([dim, l]) => [dim, { limitPerMinute: l.limit, remaining: l.remaining, resetMs: l.resetMs }]));
+  status(): Partial<Record<Dimension, LearnedLimit>> | undefined {
+    const learned: Partial<Record<Dimension, LearnedLimit>> = {};
+    for (const dim of DIMENSIONS) {
+      const l = this.learned[dim];
+      if (l) learned[dim] = { limitPerMinute: l.limit, remaining: l.remaining, resetMs: l.resetMs };
+    }
     return Object.keys(learned).length ? learned : undefined;
   }
 }

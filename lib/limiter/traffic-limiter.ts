@@ -9,6 +9,7 @@ import { BURST_JITTER_MS, Bucket, CONFIG_KEY, DIMENSIONS, TOKEN_DIMENSIONS, conf
 import { ScopeLimiters, type ScopeLimiter } from './scope-limiters';
 import { holdSlot, takeSlotNow, type Grant } from './slots';
 import { AdaptivePlan, type SyncedLease } from './adaptive';
+import type { LearnedLimit } from '../status';
 import { PauseGate } from './pause-gate';
 import { FairQueue } from './fair-queue';
 import type Bottleneck from 'bottleneck';
@@ -513,7 +514,7 @@ export class TrafficLimiter {
     paused: boolean;
     pausedUntil?: string;
     mode: AdaptivePlan['mode'];
-    learned?: Record<string, unknown>;
+    learned?: Partial<Record<Dimension, LearnedLimit>>;
     scopes?: Record<string, number>;
     shared?: { redis: 'connecting' | 'up' | 'down'; rates: string[] };
   } {

@@ -1,6 +1,6 @@
 import { SharedStateUnavailableError } from '../errors';
 import type { ResolvedConfig } from '../config/options';
-import { MemoryLedger, amountFor, type Amounts, type BudgetLine, type BudgetState, type Ledger, type ReserveResult } from '../money/ledger';
+import { MemoryLedger, RESERVED, amountFor, type Amounts, type BudgetLine, type BudgetState, type Ledger, type ReserveResult } from '../money/ledger';
 import { RedisLedger } from '../money/redis-ledger';
 import type { SharedStore } from './shared-store';
 
@@ -65,14 +65,14 @@ export class SharedLedger implements Ledger {
 
   async extend(id: string, amounts: Amounts): Promise<ReserveResult> {
     const held = this.held.get(id);
-    if (!held) return { ok: true, states: [] };
+    if (!held) return RESERVED;
     if (held.where === 'local') return this.local.extend(id, amounts);
     try {
       return await this.redis.extend(id, amounts);
     } catch (error) {
       // Redis went away mid-stream: the stream goes on; its charge is kept and replayed.
       this.store.commandFailed(error);
-      return { ok: true, states: [] };
+      return RESERVED;
     }
   }
 

@@ -22,8 +22,9 @@ export class BudgetQueue {
   constructor(private readonly pollMs: number) {}
 
   /** Whether calls wait on any of these budget keys (a new call then queues behind them). */
-  busy(keys: readonly string[]): string | undefined {
-    for (const key of keys) if (this.queues.get(key)?.length) return key;
+  busy(lines: readonly { key: string }[]): string | undefined {
+    if (this.queues.size === 0) return undefined;
+    for (const { key } of lines) if (this.queues.get(key)?.length) return key;
     return undefined;
   }
 

@@ -48,8 +48,12 @@ export function amountFor(line: BudgetLine, amounts: Amounts): number {
 }
 
 export type ReserveResult =
-  | { ok: true; states: BudgetState[] }
+  | { ok: true }
+  /** `states`: every line up to the one that refused (`state`), as they stood. */
   | { ok: false; refusedBy: BudgetLine; state: BudgetState; states: BudgetState[]; amount: number };
+
+/** The answer of every reservation that fit: one object, nothing per call (most calls fit). */
+export const RESERVED: ReserveResult = Object.freeze({ ok: true });
 
 export interface Ledger {
   /** Reserves `amounts` on every line, or on none if a hard line has no room for its share. */
@@ -130,47 +134,46 @@ export class MemoryLedger implements Ledger {
     return { key, spent: Math.max(0, state.spent), reserved: Math.max(0, state.reserved), nextReleaseAt, limit: state.limit };
   }
 
+  /**
+   * Whether `amounts` fits on every line (old charges expired first); the states are built only
+   * for a refusal: a call that fits allocates nothing here.
+   */
   private admit(lines: readonly BudgetLine[], amounts: Amounts): ReserveResult {
     const now = this.now();
-    const states: BudgetState[] = [];
-    for (const line of lines) {
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!;
       const state = this.key(line);
       this.expire(state, now);
-      const view = this.view(line.key, state, now);
-      states.push(view);
       const amount = amountFor(line, amounts);
       // A hair of tolerance: float sums of many small charges must not refuse an exact fit.
-      if (line.hard && view.spent + view.reserved + amount > line.limit * (1 + 1e-12)) {
-        return { ok: false, refusedBy: line, state: view, states, amount };
+      if (line.hard && Math.max(0, state.spent) + Math.max(0, state.reserved) + amount > line.limit * (1 + 1e-12)) {
+        const states = lines.slice(0, i + 1).map((l) => this.view(l.key, this.key(l), now));
+        return { ok: false, refusedBy: line, state: states[i]!, states, amount };
       }
     }
-    return { ok: true, states };
+    return RESERVED;
   }
 
   reserve(id: string, lines: readonly BudgetLine[], amounts: Amounts): ReserveResult {
     this.maybeSweep();
     const result = this.admit(lines, amounts);
     if (!result.ok) return result;
-    this.hold(lines, amounts, result.states);
+    this.hold(lines, amounts);
     this.reservations.set(id, { amounts, lines });
     return result;
   }
 
-  /** Adds `amounts` to what `lines` hold reserved, and to the states just read of them (one per line, fresh from admit). */
-  private hold(lines: readonly BudgetLine[], amounts: Amounts, states: BudgetState[]): void {
-    for (let i = 0; i < lines.length; i++) {
-      const state = this.key(lines[i]!);
-      state.reserved += amountFor(lines[i]!, amounts);
-      states[i]!.reserved = Math.max(0, state.reserved);
-    }
+  /** Adds `amounts` to what `lines` hold reserved. */
+  private hold(lines: readonly BudgetLine[], amounts: Amounts): void {
+    for (const line of lines) this.key(line).reserved += amountFor(line, amounts);
   }
 
   extend(id: string, amounts: Amounts): ReserveResult {
     const r = this.reservations.get(id);
-    if (!r) return { ok: true, states: [] };
+    if (!r) return RESERVED;
     const result = this.admit(r.lines, amounts);
     if (!result.ok) return result;
-    this.hold(r.lines, amounts, result.states);
+    this.hold(r.lines, amounts);
     r.amounts = add(r.amounts, amounts);
     return result;
   }

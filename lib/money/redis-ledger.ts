@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { amountFor, type Amounts, type BudgetLine, type BudgetState, type Ledger, type ReserveResult } from './ledger';
+import { RESERVED, amountFor, type Amounts, type BudgetLine, type BudgetState, type Ledger, type ReserveResult } from './ledger';
 import { calendarPeriod } from './calendar';
 import { REFUND, RELEASE, RESERVE, SETTLE, STATES, TOUCH } from './redis-scripts';
 import { redisScript as script, runScript } from '../internal/redis-script';
@@ -76,7 +76,10 @@ export class RedisLedger implements Ledger {
     const args = [this.rid(id), String(this.ttlMs), extend ? '1' : '0'];
     for (const line of lines) args.push(String(line.limit), windowArg(line), line.hard ? '1' : '0', amountArg(amountFor(line, amounts)));
     const reply = (await runScript(this.client, SCRIPTS.reserve, lines.map((l) => this.budgetKey(l.key)), args)) as unknown[];
-    if (Number(reply[0]) === 1) return { ok: true, states: this.parseStates(lines, reply, 1) };
+    if (Number(reply[0]) === 1) {
+      this.parseStates(lines, reply, 1); // what status() shows of these keys
+      return RESERVED;
+    }
     const index = Number(reply[1]) - 1;
     const states = this.parseStates(lines, reply, 2);
     return { ok: false, refusedBy: lines[index]!, state: states[index]!, states, amount: amountFor(lines[index]!, amounts) };
@@ -93,7 +96,7 @@ export class RedisLedger implements Ledger {
 
   async extend(id: string, amounts: Amounts): Promise<ReserveResult> {
     const lines = this.held.get(id);
-    if (!lines) return { ok: true, states: [] };
+    if (!lines) return RESERVED;
     return this.admit(id, lines, amounts, true);
   }
 

@@ -45,7 +45,7 @@ export class Reservations {
    * does) and nobody waits on these budgets. Throws what `refuse` makes of the last refusal.
    */
   reserve(ctx: CallContext, id: string, lines: readonly BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error): Reserved | Promise<Reserved> {
-    if (this.queue.busy(lines.map((l) => l.key))) return this.reserveSlow(ctx, id, lines, worst, clampTo, refuse, undefined);
+    if (this.queue.busy(lines)) return this.reserveSlow(ctx, id, lines, worst, clampTo, refuse, undefined);
     const first = this.ledger.reserve(id, lines, worst);
     if (!(first instanceof Promise) && first.ok) return { ctx, amounts: worst };
     return this.reserveSlow(ctx, id, lines, worst, clampTo, refuse, first);
@@ -74,7 +74,7 @@ export class Reservations {
           // Settled spend alone is in the way (no wait can help), or the wait is over.
           if (!reservedInTheWay(result) || Date.now() >= deadline) break;
         }
-        const key = result?.refusedBy.key ?? this.queue.busy(lines.map((l) => l.key))!;
+        const key = result?.refusedBy.key ?? this.queue.busy(lines)!;
         if (key !== queuedOn || !ticket) {
           ticket?.leave();
           ticket = this.queue.enter(key);

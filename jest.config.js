@@ -22,6 +22,8 @@ module.exports = {
         '^ioredis/(.*)$': 'ioredis-v6/$1',
         '^gpt-tokenizer$': 'gpt-tokenizer-v4',
         '^gpt-tokenizer/(.*)$': 'gpt-tokenizer-v4/$1',
+        // 1.6 needs Node 22 and brings openai 7: what LangChain users on Node 22 install today.
+        '^@langchain/openai$': 'langchain-openai-v1-6',
       }
     : {}),
   },

@@ -36,12 +36,16 @@ async function readAll(stream: AsyncIterable<OpenAI.ChatCompletionChunk>): Promi
   return text;
 }
 
-test('every test imports the peer majors of its pass (npm test: openai 6, ioredis 5, gpt-tokenizer 3; test:compat: 7, 6, 4)', () => {
+test('every test imports the peer majors of its pass (npm test: openai 6, ioredis 5, gpt-tokenizer 3, @langchain/openai 1.5; test:compat: 7, 6, 4, 1.6)', () => {
   const newest = process.env.GUARDED_LLM_NEWEST === '1';
-  const major = (name: string) => (require(`${name}/package.json`) as { version: string }).version.split('.')[0];
+  const version = (name: string) => (require(`${name}/package.json`) as { version: string }).version;
+  const major = (name: string) => version(name).split('.')[0];
   expect(DEFAULT_OPENAI_VERSION.split('.')[0]).toBe(newest ? '7' : '6');
   expect(major('ioredis')).toBe(newest ? '6' : '5');
   expect(major('gpt-tokenizer')).toBe(newest ? '4' : '3');
+  // Its package.json is not exported: the version of the module the tests import, found through its entry.
+  const langchain = require.resolve('@langchain/openai');
+  expect(langchain).toContain(newest ? 'langchain-openai-v1-6' : '@langchain/openai');
 });
 
 describe.each(MAJORS)('%s', (_major, make) => {

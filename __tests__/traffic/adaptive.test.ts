@@ -146,6 +146,16 @@ describe('adaptive mode', () => {
     expect(fake().stats.byStatus[429] ?? 0).toBe(0);
   });
 
+  test('a host that sends no limit headers at first and then does: its limits are learned within 100 ms', async () => {
+    const client = createGuardedClient(openaiFor(fake()), { limits: { maxConcurrent: 20 } });
+    await Promise.all(Array.from({ length: 5 }, () => client.chat.completions.create({ model: GPT, messages: hello })));
+    expect(client.guard.status().limiter.mode).toBe('unlimited');
+    fake().configure({ limits: { requestsPerMinute: 600 } });
+    await sleep(QUIET_SYNC_MS);
+    await client.chat.completions.create({ model: GPT, messages: hello });
+    expect(client.guard.status().limiter).toMatchObject({ mode: 'learned', learned: { requests: { limitPerMinute: 600 } } });
+  });
+
   test('adaptive: false ignores the headers', async () => {
     fake().configure({ limits: { requestsPerMinute: 600 } });
     const client = createGuardedClient(openaiFor(fake()), { limits: { adaptive: false } });

@@ -5,6 +5,7 @@
 import type { ConfigSources } from './config/resolve';
 import type { ResolvedConfig } from './config/options';
 import type { BudgetState } from './money/ledger';
+import type { Dimension } from './limiter/bucket';
 import { redactUrl } from './internal/redact';
 import { ledgerKey, ruleLimit, ruleUnit, shownKey } from './money/budget-lines';
 import { calendarPeriod } from './money/calendar';
@@ -42,7 +43,7 @@ export interface GuardStatus {
     /** How the request rate is set: configured, probing (nothing learned yet), learned from headers, or unlimited. */
     mode: 'configured' | 'probing' | 'learned' | 'unlimited';
     /** What the provider's headers said at their last read, by limit (requests, tokens, inputTokens, outputTokens). */
-    learned?: Partial<Record<'requests' | 'tokens' | 'inputTokens' | 'outputTokens', LearnedLimit>>;
+    learned?: Partial<Record<Dimension, LearnedLimit>>;
     /** Live per-scope limiter keys, by scope kind. */
     scopes?: Record<string, number>;
   };

@@ -117,6 +117,7 @@ export class AdaptivePlan {
   quiet(now: number): boolean {
     if (this.requestsMode === 'probing' || now - this.readAt >= QUIET_SYNC_MS || !this.deps.main.halfFull) return false;
     const tokenBuckets = this.deps.tokenBuckets;
+    // Named, not a loop over TOKEN_DIMENSIONS: this runs on every answer.
     return (tokenBuckets.tokens?.halfFull ?? true) && (tokenBuckets.inputTokens?.halfFull ?? true) && (tokenBuckets.outputTokens?.halfFull ?? true);
   }
 

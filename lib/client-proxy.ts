@@ -61,55 +61,68 @@ const RESULT_PROXY = Symbol('guarded-llm.proxy');
 type Wrapped = { [RESULT_PROXY]?: object };
 
 /**
+ * One handler for every result proxy (the proxy itself is the receiver): a call allocates no
+ * handler and no closure for it, and the trap's code stays warm and monomorphic.
+ */
+const RESULT_HANDLER: ProxyHandler<object> = {
+  get(target, prop, proxy) {
+    const value = Reflect.get(target, prop, target) as unknown;
+    if (typeof value !== 'function') return value;
+    const fn = value as (...args: unknown[]) => unknown;
+    if (prop === 'then') {
+      return (onFulfilled?: (v: unknown) => unknown, onRejected?: (e: unknown) => unknown) =>
+        fn.call(target, onFulfilled, (error: unknown) => {
+          if (onRejected) return onRejected(unwrapError(error));
+          throw unwrapError(error);
+        });
+    }
+    if (prop === 'catch') {
+      return (onRejected?: (e: unknown) => unknown) =>
+        (target as unknown as Promise<unknown>).then(undefined, (error: unknown) => {
+          if (onRejected) return onRejected(unwrapError(error));
+          throw unwrapError(error);
+        });
+    }
+    if (prop === 'finally') {
+      return (onFinally?: () => void) => (fn.call(target, onFinally) as Promise<unknown>).catch(rethrow);
+    }
+    if (prop === Symbol.asyncIterator) {
+      return () => wrapIterator(fn.call(target) as AsyncIterator<unknown>);
+    }
+    if (LISTENER_METHODS.has(prop)) {
+      return (event: unknown, listener: (...args: unknown[]) => unknown, ...rest: unknown[]) => {
+        const l = event === 'error' && typeof listener === 'function' ? errorListener(listener) : listener;
+        const out = fn.call(target, event, l, ...rest);
+        return out === target ? proxy : out;
+      };
+    }
+    return (...args: unknown[]) => {
+      const out = fn.apply(target, args);
+      if (out === target) return proxy;
+      // withResponse(), asResponse(), finalMessage(), done(), … and nested helpers.
+      return wrapResult(out);
+    };
+  },
+};
+
+/**
  * Wraps what an SDK method returned (APIPromise, Stream, MessageStream, ChatCompletionStream, …)
- * so its rejections, `error` events and iteration errors carry the guard error itself.
+ * so its rejections, `error` events and iteration errors carry the guard error itself. A helper
+ * that returns the same object twice (`done()`) gets the same proxy twice.
  */
 export function wrapResult<T>(result: T): T {
   if (!isObjectLike(result) || typeof result === 'function') return result;
   const cached = (result as Wrapped)[RESULT_PROXY];
   if (cached) return cached as T;
-  const proxy = new Proxy(result, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target) as unknown;
-      if (typeof value !== 'function') return value;
-      const fn = value as (...args: unknown[]) => unknown;
-      if (prop === 'then') {
-        return (onFulfilled?: (v: unknown) => unknown, onRejected?: (e: unknown) => unknown) =>
-          fn.call(target, onFulfilled, (error: unknown) => {
-            if (onRejected) return onRejected(unwrapError(error));
-            throw unwrapError(error);
-          });
-      }
-      if (prop === 'catch') {
-        return (onRejected?: (e: unknown) => unknown) =>
-          (target as unknown as Promise<unknown>).then(undefined, (error: unknown) => {
-            if (onRejected) return onRejected(unwrapError(error));
-            throw unwrapError(error);
-          });
-      }
-      if (prop === 'finally') {
-        return (onFinally?: () => void) => (fn.call(target, onFinally) as Promise<unknown>).catch(rethrow);
-      }
-      if (prop === Symbol.asyncIterator) {
-        return () => wrapIterator(fn.call(target) as AsyncIterator<unknown>);
-      }
-      if (LISTENER_METHODS.has(prop)) {
-        return (event: unknown, listener: (...args: unknown[]) => unknown, ...rest: unknown[]) => {
-          const l = event === 'error' && typeof listener === 'function' ? errorListener(listener) : listener;
-          const out = fn.call(target, event, l, ...rest);
-          return out === target ? proxy : out;
-        };
-      }
-      return (...args: unknown[]) => {
-        const out = fn.apply(target, args);
-        if (out === target) return proxy;
-        // withResponse(), asResponse(), finalMessage(), done(), … and nested helpers.
-        return wrapResult(out);
-      };
-    },
-  });
+  const proxy = new Proxy(result, RESULT_HANDLER);
   if (Object.isExtensible(result)) Object.defineProperty(result, RESULT_PROXY, { value: proxy });
   return proxy as T;
+}
+
+/** A fresh result of an SDK method (a new APIPromise or stream each call): wrapped without the identity cache. */
+function wrapCallResult<T>(result: T): T {
+  if (!isObjectLike(result) || typeof result === 'function') return result;
+  return new Proxy(result, RESULT_HANDLER) as T;
 }
 
 export interface ProxyHooks {
@@ -144,7 +157,7 @@ function wrapObject<T extends object>(target: T, hooks: ProxyHooks, isClient: bo
         if (/^[A-Z]/.test(String(prop))) return value;
         out = (...args: unknown[]) => {
           const call = () => fn.apply(t, args);
-          return wrapResult(hooks.scope ? runInScope(hooks.scope, call) : call());
+          return wrapCallResult(hooks.scope ? runInScope(hooks.scope, call) : call());
         };
       } else if (isResource(value)) {
         out = wrapObject(value, hooks, false);

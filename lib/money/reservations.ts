@@ -16,6 +16,9 @@ export type Refusal = Extract<ReserveResult, { ok: false }>;
  */
 export type ClampTo = (ctx: CallContext, refusal: Refusal) => { ctx: CallContext; worst: Amounts } | undefined;
 
+/** The error for a call refused with `worst` (its worst case as asked), after waiting `waitedMs`. */
+export type Refuse = (ctx: CallContext, worst: Amounts, result: Refusal, waitedMs: number) => Error;
+
 /** What was reserved, and the call as it goes on (clamped or not). */
 export interface Reserved {
   ctx: CallContext;
@@ -42,17 +45,19 @@ export class Reservations {
 
   /**
    * Reserves `worst` on every line — at once when the ledger answers at once (the in-memory one
-   * does) and nobody waits on these budgets. Throws what `refuse` makes of the last refusal.
+   * does) and nobody waits on these budgets: then it returns undefined (the call goes on as it
+   * is, nothing allocated). Else the promise of what was reserved; it rejects with what `refuse`
+   * makes of the last refusal.
    */
-  reserve(ctx: CallContext, id: string, lines: readonly BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error): Reserved | Promise<Reserved> {
+  reserve(ctx: CallContext, id: string, lines: readonly BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: Refuse): Promise<Reserved> | undefined {
     if (this.queue.busy(lines)) return this.reserveSlow(ctx, id, lines, worst, clampTo, refuse, undefined);
     const first = this.ledger.reserve(id, lines, worst);
-    if (!(first instanceof Promise) && first.ok) return { ctx, amounts: worst };
+    if (!(first instanceof Promise) && first.ok) return undefined;
     return this.reserveSlow(ctx, id, lines, worst, clampTo, refuse, first);
   }
 
   /** `first` is undefined when others already wait on these budgets: this call queues behind them. */
-  private async reserveSlow(ctx: CallContext, id: string, lines: readonly BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: (result: Refusal, waitedMs: number) => Error, first: MaybePromise<ReserveResult> | undefined): Promise<Reserved> {
+  private async reserveSlow(ctx: CallContext, id: string, lines: readonly BudgetLine[], worst: Amounts, clampTo: ClampTo, refuse: Refuse, first: MaybePromise<ReserveResult> | undefined): Promise<Reserved> {
     let result = first === undefined ? undefined : await resolved(first);
     let call = ctx;
     let amount = worst;
@@ -91,7 +96,7 @@ export class Reservations {
     } finally {
       ticket?.leave();
     }
-    throw refuse(result as Refusal, queuedOn === undefined ? 0 : Date.now() - started);
+    throw refuse(ctx, worst, result as Refusal, queuedOn === undefined ? 0 : Date.now() - started);
   }
 
   /** A settle or a release: room may have appeared, the first call waiting on each budget tries again. */

@@ -3,7 +3,7 @@ import type { Logger } from '../logger';
 import type { GuardEmitter } from '../events';
 import type { Usage } from '../providers/adapter';
 import type { BudgetExceededError } from '../errors';
-import type { BudgetLine, BudgetState, Ledger, MaybePromise } from '../money/ledger';
+import type { Amounts, BudgetLine, BudgetState, Ledger, MaybePromise } from '../money/ledger';
 import { tapOf, type ResponseTap, type TapEnd } from '../internal/response-tap';
 import { budgetLines, scopeOfKey, shownKey } from '../money/budget-lines';
 import { callCapRefusal, postCallOverrun, streamCapCut, usd } from '../money/refusals';
@@ -13,6 +13,7 @@ import { Reservations, type Refusal } from '../money/reservations';
 
 /** A call's weight on budgets (dollars) and quotas (tokens). */
 type Weights = { usd: number; tokens: number };
+const NOTHING: Weights = Object.freeze({ usd: 0, tokens: 0 });
 
 export interface CostGuardDeps {
   ledger: Ledger;
@@ -62,12 +63,14 @@ export class CostGuardStage implements Stage {
     }
     const lines = budgetLines(ctx.config, ctx.scope, ctx.tier);
     const id = `c${ctx.callId}`;
-    let reserved: Weights = { usd: 0, tokens: 0 };
+    let reserved = NOTHING;
     if (lines.length) {
-      const r = this.reservations.reserve(call, id, lines, worst, this.clampTo, (result, waitedMs) => this.deps.account.refused(ctx, 'pre-call', result, worst, { waitedMs }));
-      const done = r instanceof Promise ? await r : r;
-      call = done.ctx;
-      reserved = done.amounts as Weights;
+      const waited = this.reservations.reserve(call, id, lines, worst, this.clampTo, this.refusePreCall);
+      if (waited) {
+        const done = await waited;
+        call = done.ctx;
+        reserved = done.amounts as Weights;
+      } else reserved = worst;
     }
 
     const ledger = this.deps.ledger;
@@ -207,6 +210,9 @@ export class CostGuardStage implements Stage {
     }
     return ctx.withMaxOutputTokens(tokens);
   }
+
+  /** A call the budgets refused before it was sent (one function for every call: the common path allocates none). */
+  private readonly refusePreCall = (ctx: CallContext, worst: Amounts, result: Refusal, waitedMs: number) => this.deps.account.refused(ctx, 'pre-call', result, worst as Weights, { waitedMs });
 
   /** onOverBudget 'clamp': the call lowered to what is left of the line that refused it, if that is at least minOutputTokens. */
   private readonly clampTo = (ctx: CallContext, refusal: Refusal): { ctx: CallContext; worst: Weights } | undefined => {

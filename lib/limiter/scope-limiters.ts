@@ -150,6 +150,9 @@ class ScopeKey implements ScopeLimiter {
  * allows 10 at once; it is exactly what was set (no provider margin). No timers, but one while
  * calls of a key wait for its rate.
  */
+/** No per-scope limits: one shared empty list instead of one per call. */
+const NO_LIMITERS: readonly ScopeLimiter[] = Object.freeze([]);
+
 export class ScopeLimiters {
   private kinds = new Map<ScopeKind, KindLimits>();
   private keys = new Map<string, ScopeKey>();
@@ -177,8 +180,8 @@ export class ScopeLimiters {
   }
 
   /** The limiters that apply to `scope`, outermost first. */
-  limitersFor(scope: Readonly<GuardScope>): ScopeLimiter[] {
-    if (this.kinds.size === 0) return [];
+  limitersFor(scope: Readonly<GuardScope>): readonly ScopeLimiter[] {
+    if (this.kinds.size === 0) return NO_LIMITERS;
     if (++this.calls % SWEEP_EVERY === 0) this.sweep();
     const out: ScopeLimiter[] = [];
     for (const [kind, limits] of this.kinds) {

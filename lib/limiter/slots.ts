@@ -7,26 +7,36 @@ export interface Grant {
   undo(): void;
 }
 
-/** A grant whose release runs once; undo also gives the taken weight back to the reservoir. */
-function grant(limiter: Bottleneck, weight: number, free: () => void): Grant {
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    free();
-  };
-  return {
-    release,
-    undo: () => {
-      release();
-      adjustReservoir(limiter, weight);
-    },
-  };
+/**
+ * A grant whose release runs once; undo also gives the taken weight back to the reservoir. A
+ * class, not closures: every call takes one, and its methods are then shared.
+ */
+class SlotGrant implements Grant {
+  private released = false;
+
+  constructor(
+    private readonly limiter: Bottleneck,
+    private readonly weight: number,
+    /** Frees the slot in Bottleneck: a job's `done`, or undefined for a slot taken at once (freeNow). */
+    private readonly done?: () => void,
+  ) {}
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.done) this.done();
+    else freeNow(this.limiter, this.weight);
+  }
+
+  undo(): void {
+    this.release();
+    adjustReservoir(this.limiter, this.weight);
+  }
 }
 
 /** A slot of a Bottleneck limiter taken at once when nothing waits and there is room; undefined otherwise. */
 export function takeSlotNow(limiter: Bottleneck, weight = 1): Grant | undefined {
-  return takeNow(limiter, weight) ? grant(limiter, weight, () => freeNow(limiter, weight)) : undefined;
+  return takeNow(limiter, weight) ? new SlotGrant(limiter, weight) : undefined;
 }
 
 /** Takes one slot of a Bottleneck limiter and holds it until released. */
@@ -37,7 +47,7 @@ export function holdSlot(limiter: Bottleneck, weight = 1): Promise<Grant> | Gran
     limiter
       .schedule(
         { weight },
-        () => new Promise<void>((done) => granted(grant(limiter, weight, done))),
+        () => new Promise<void>((done) => granted(new SlotGrant(limiter, weight, done))),
       )
       .catch(failed);
   });

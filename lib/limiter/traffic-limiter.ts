@@ -243,7 +243,7 @@ export class TrafficLimiter {
     tokenWeights: Record<TokenDimension, number>,
     signal: AbortSignal | undefined,
     model: string | undefined,
-    scopeLimiters: ScopeLimiter[],
+    scopeLimiters: readonly ScopeLimiter[],
     scopeRates: readonly ScopeRate[],
     sharing: boolean,
     started: number,
@@ -367,21 +367,17 @@ export class TrafficLimiter {
    * The uncontended case: every limit has room now and nothing waits, so the call goes without
    * queueing (Bottleneck's datastore still counts it). Undefined when anything would have to wait.
    */
-  private tryNow(scopeLimiters: ScopeLimiter[], tokenWeights: Record<TokenDimension, number>): { grants: Grant[]; taken: Array<[Bucket, number]>; fromIdle: boolean } | undefined {
+  private tryNow(scopeLimiters: readonly ScopeLimiter[], tokenWeights: Record<TokenDimension, number>): { grants: Grant[]; taken: Array<[Bucket, number]>; fromIdle: boolean } | undefined {
     if (this.gate.paused || !this.fair.idle) return undefined;
-    const fromIdle = this.main.full || TOKEN_DIMENSIONS.some((dim) => this.tokenBuckets[dim]?.full);
+    const fromIdle = this.main.full || this.tokenBucketFull();
     const grants: Grant[] = [];
-    const giveBack = () => {
-      for (const grant of grants) grant.undo();
-      return undefined;
-    };
     for (const scoped of scopeLimiters) {
       const grant = scoped.takeNow();
-      if (!grant) return giveBack();
+      if (!grant) return undoAll(grants);
       grants.push(grant);
     }
     const slot = takeSlotNow(this.main.limiter);
-    if (!slot) return giveBack();
+    if (!slot) return undoAll(grants);
     grants.push(slot);
     const taken: Array<[Bucket, number]> = [];
     for (const dim of TOKEN_DIMENSIONS) {
@@ -389,12 +385,18 @@ export class TrafficLimiter {
       if (!bucket || tokenWeights[dim] <= 0) continue;
       if (!bucket.takeNow(tokenWeights[dim])) {
         for (const [b, w] of taken) b.refund(w);
-        return giveBack();
+        return undoAll(grants);
       }
       taken.push([bucket, tokenWeights[dim]]);
     }
     this.main.countDispatch(1);
     return { grants, taken, fromIdle };
+  }
+
+  /** Whether a token bucket holds its whole burst (it has been idle). */
+  private tokenBucketFull(): boolean {
+    const buckets = this.tokenBuckets;
+    return (buckets.tokens?.full ?? false) || (buckets.inputTokens?.full ?? false) || (buckets.outputTokens?.full ?? false);
   }
 
   /** A burst leaves idle buckets: hold their refill until its first answer (at most START_HOLD_MAX_MS). */
@@ -418,43 +420,18 @@ export class TrafficLimiter {
     if (this.hold && seq >= this.hold.seq) this.releaseRefill();
   }
 
-  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: ScopeLimiter[], sharedTaken: Readonly<SharedTaken>): Lease {
+  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: readonly ScopeLimiter[], sharedTaken: Readonly<SharedTaken>): Lease {
     const seq = ++this.seq;
     this.adaptive.dispatched(seq);
     this.inFlight++;
-    let slotFreed = false;
-    let settled = false;
-    const releaseSlot = () => {
-      if (slotFreed) return;
-      slotFreed = true;
-      this.inFlight--;
-      for (const grant of grants) grant.release();
-      for (const scoped of scopes) scoped.dropIfIdle();
-    };
-    const lease: LeaseState = {
-      seq,
-      waitedMs,
-      dispatchedTime: performance.now(),
-      mainDispatchedAt: this.main.dispatched,
-      taken,
-      takenDispatchedAt: taken.length ? taken.map(([b]) => b.dispatched) : NONE,
-      releaseSlot,
-      settle: (actualOutput, actualInput) => {
-        releaseSlot();
-        this.adaptive.forget(seq);
-        if (settled) return;
-        settled = true;
-        if (actualOutput === undefined) return;
-        // An estimate above the provider's count would otherwise hold the token rate below the
-        // provider's for good (an estimate below it is taken now, as the provider did).
-        const unused: Record<TokenDimension, number> = { outputTokens: weights.output - actualOutput, inputTokens: actualInput === undefined ? 0 : weights.input - actualInput, tokens: 0 };
-        unused.tokens = unused.outputTokens + unused.inputTokens;
-        for (const [bucket] of taken) if (bucket.name !== 'requests') bucket.refund(unused[bucket.name as TokenDimension]);
-        for (const [bucket] of sharedTaken) if (bucket.name !== 'requests') bucket.refund(unused[bucket.name as TokenDimension]);
-      },
-    };
-    return lease;
+    return new LocalLease(this.leaseEnds, seq, waitedMs, this.main.dispatched, taken, grants, scopes, weights, sharedTaken);
   }
+
+  /** What a lease tells its limiter (one object for all of them). */
+  private readonly leaseEnds: LeaseEnds = {
+    slotFreed: () => void this.inFlight--,
+    ended: (seq) => this.adaptive.forget(seq),
+  };
 
   /**
    * Learns from a response: its rate-limit headers re-sync what is left (adaptive mode), and a
@@ -545,5 +522,62 @@ export class TrafficLimiter {
       await endClients([client, subscriber], { disconnect: () => connection.disconnect(false) });
     }
     await Promise.all([this.main.close(), ...Object.values(this.tokenBuckets).map((b) => b.close()), this.shared?.close(), this.scopes.close(), ...[...this.tierScopes.values()].map((s) => s.close())]);
+  }
+}
+
+/** Gives back every grant taken so far (a call that could not go at once after all). */
+function undoAll(grants: readonly Grant[]): undefined {
+  for (const grant of grants) grant.undo();
+  return undefined;
+}
+
+/** What a lease tells its limiter: its slot was freed; it ended. */
+interface LeaseEnds {
+  slotFreed(): void;
+  ended(seq: number): void;
+}
+
+/** A call's hold on the limiter (see Lease). A class, not closures: every call takes one. */
+class LocalLease implements LeaseState {
+  readonly dispatchedTime = performance.now();
+  readonly takenDispatchedAt: readonly number[];
+  private slotFreed = false;
+  private settled = false;
+
+  constructor(
+    private readonly ends: LeaseEnds,
+    readonly seq: number,
+    readonly waitedMs: number,
+    readonly mainDispatchedAt: number,
+    readonly taken: Array<[Bucket, number]>,
+    private readonly grants: readonly Grant[],
+    private readonly scopes: readonly ScopeLimiter[],
+    private readonly weights: CallWeights,
+    private readonly sharedTaken: Readonly<SharedTaken>,
+  ) {
+    this.takenDispatchedAt = taken.length ? taken.map(([b]) => b.dispatched) : NONE;
+  }
+
+  releaseSlot(): void {
+    if (this.slotFreed) return;
+    this.slotFreed = true;
+    this.ends.slotFreed();
+    for (const grant of this.grants) grant.release();
+    for (const scoped of this.scopes) scoped.dropIfIdle();
+  }
+
+  settle(actualOutput?: number, actualInput?: number): void {
+    this.releaseSlot();
+    this.ends.ended(this.seq);
+    if (this.settled) return;
+    this.settled = true;
+    if (actualOutput === undefined) return;
+    // An estimate above the provider's count would otherwise hold the token rate below the
+    // provider's for good (an estimate below it is taken now, as the provider did).
+    const weights = this.weights;
+    const unused: Record<TokenDimension, number> = { outputTokens: weights.output - actualOutput, inputTokens: actualInput === undefined ? 0 : weights.input - actualInput, tokens: 0 };
+    unused.tokens = unused.outputTokens + unused.inputTokens;
+    for (const [bucket] of this.taken) if (bucket.name !== 'requests') bucket.refund(unused[bucket.name as TokenDimension]);
+    for (const [bucket] of this.sharedTaken) if (bucket.name !== 'requests') bucket.refund(unused[bucket.name as TokenDimension]);
   }
 }

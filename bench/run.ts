@@ -53,7 +53,8 @@ async function main(): Promise<void> {
     const header = `## ${new Date().toISOString().slice(0, 10)} — ${machine()}`;
     const existing = readFileSync(file, 'utf8');
     const [intro, ...rest] = existing.split(/\n(?=## )/);
-    writeFileSync(file, [intro!.trimEnd(), `${header}\n\n${sections.join('\n\n')}`, ...rest].join('\n\n') + '\n');
+    // Each section trimmed: joined with one blank line, the file does not grow blank lines on every write.
+    writeFileSync(file, [intro!.trimEnd(), `${header}\n\n${sections.join('\n\n')}`, ...rest.map((section) => section.trimEnd())].join('\n\n') + '\n');
     console.log(`\nWritten to bench/RESULTS.md`);
   }
 }

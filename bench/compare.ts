@@ -6,12 +6,10 @@
  * over local HTTP (raw, before and after taking turns call by call, so host noise falls on all),
  * without and with the provider's rate-limit headers.
  */
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import OpenAI from 'openai';
-import { startFakeProvider } from '../lib/testing';
-import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, table, throughputInFreshProcess, timedInTurns } from './support';
-
-const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
+import { builtPackage, fmt, median, table, throughputInFreshProcess } from './support';
+import type { CompareHttpRun } from './compare-http';
 type Key = 'raw' | 'before' | 'after';
 
 /** One in-memory throughput run of `root`'s bundle (or the raw SDK), with a short prompt or a 2,000-token system prompt. */
@@ -23,6 +21,9 @@ export async function runCompare(log: (line: string) => void = console.log): Pro
   const against = process.env.BENCH_AGAINST;
   if (!against) throw new Error('BENCH_AGAINST=/path/to/another/checkout is required for the compare part');
   const own = join(__dirname, '..');
+  // Built here, once, before the processes that load them start.
+  builtPackage(against);
+  builtPackage(own);
   const roots: Record<Key, string | undefined> = { raw: undefined, before: against, after: own };
   const keys: Key[] = ['raw', 'before', 'after'];
 
@@ -47,7 +48,7 @@ export async function runCompare(log: (line: string) => void = console.log): Pro
   const row = (label: string, key: Key) => [label, fmt(median(rate[key]), 0), fmt(vsRaw(rate, key)), fmt(median(rateLong[key]), 0), fmt(vsRaw(rateLong, key)), ...http(plain, key), ...http(withHeaders, key)];
   return {
     markdown:
-      `This checkout against \`${against}\`, both built bundles (openai SDK, budgets on: the defaults): an in-memory fetch with 64 calls in flight (a short prompt; and a 2,000-token system prompt, as production chat calls carry), each run in a fresh process, ${rounds} interleaved rounds (medians; vs raw: the median of each round's ratio); and 2,000 calls each over local HTTP, one at a time, raw, before and after taking turns (medians), from a provider that sends no rate-limit headers and from one that sends them on every response (as OpenAI and Anthropic do; limits never reached).\n\n` +
+      `This checkout against \`${against}\`, both built bundles (openai SDK, budgets on: the defaults): an in-memory fetch with 64 calls in flight (a short prompt; and a 2,000-token system prompt, as production chat calls carry), each run in a fresh process, ${rounds} interleaved rounds (medians; vs raw: the median of each round's ratio); and 2,000 calls each over local HTTP, one at a time, raw, before and after taking turns (medians; half of them in a process that loads the before guard first, half in one that loads the after guard first, so that neither is always the one loaded second). from a provider that sends no rate-limit headers and from one that sends them on every response (as OpenAI and Anthropic do; limits never reached). Two identical builds measured this way differed by up to ~10 µs a call on this host (2026-12-03): a smaller difference is noise.\n\n` +
       table(
         ['guard', 'calls/s (in memory)', 'vs raw', 'calls/s (in memory, 2,000-token system prompt)', 'vs raw', 'per call (HTTP)', 'added', 'per call (HTTP, rate-limit headers)', 'added'],
         [row('raw SDK', 'raw'), row('before', 'before'), row('**after**', 'after')],
@@ -55,22 +56,18 @@ export async function runCompare(log: (line: string) => void = console.log): Pro
   };
 }
 
-/** Median time per call over local HTTP for the raw SDK and both guards, taking turns call by call. */
+/**
+ * Time per call over local HTTP for the raw SDK and both guards, taking turns call by call: half
+ * the rounds in a process that loads the before guard first, half in one that loads the after
+ * guard first (the one loaded second ran a few µs faster in some runs; see bench/compare-http.ts).
+ */
 async function perCallUs(against: string, own: string, limitHeaders: boolean): Promise<Record<Key, number[]>> {
-  const keys: Key[] = ['raw', 'before', 'after'];
-  const fake = await startFakeProvider({ outputTokens: 16, ...(limitHeaders ? { limits: LIMITS_NEVER_REACHED } : {}) });
-  const make = () => new OpenAI({ apiKey: 'sk-bench', baseURL: fake.openaiBaseURL, maxRetries: 0 });
-  const clients: Record<Key, OpenAI> = {
-    raw: make(),
-    before: builtPackage(against).createGuardedClient(make(), { limits: { maxConcurrent: 100 }, logLevel: 'silent' }),
-    after: builtPackage(own).createGuardedClient(make(), { limits: { maxConcurrent: 100 }, logLevel: 'silent' }),
-  };
-  const [raw, before, after] = (await timedInTurns(
-    keys.map((key) => () => clients[key].chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 })),
-    2_000,
-    300,
-  )) as [number[], number[], number[]];
-  for (const key of ['before', 'after'] as const) await (clients[key] as unknown as { guard: { close(): Promise<void> } }).guard.close();
-  await fake.close();
-  return { raw, before, after };
+  const out: Record<Key, number[]> = { raw: [], before: [], after: [] };
+  for (const beforeFirst of [true, false]) {
+    const run: CompareHttpRun = { against, own, limitHeaders, beforeFirst, rounds: 1_000 };
+    const printed = execFileSync(process.execPath, ['--import', 'tsx', join(__dirname, 'compare-http.ts'), JSON.stringify(run)], { encoding: 'utf8', maxBuffer: 16 * 2 ** 20 });
+    const times = JSON.parse(printed.trim().split('\n').at(-1)!) as Record<Key, number[]>;
+    for (const key of Object.keys(out) as Key[]) out[key].push(...times[key]);
+  }
+  return out;
 }

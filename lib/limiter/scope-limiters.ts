@@ -143,6 +143,9 @@ class ScopeKey implements ScopeLimiter {
   }
 }
 
+/** No per-scope limits: one shared empty list instead of one per call. */
+const NO_LIMITERS: readonly ScopeLimiter[] = Object.freeze([]);
+
 /**
  * Per-scope limits (`limits.perScope.user = { requestsPerMinute, maxConcurrent }`): one light
  * state per live key (user id, tenant id…), dropped when it holds nothing a fresh one would not.
@@ -150,9 +153,6 @@ class ScopeKey implements ScopeLimiter {
  * allows 10 at once; it is exactly what was set (no provider margin). No timers, but one while
  * calls of a key wait for its rate.
  */
-/** No per-scope limits: one shared empty list instead of one per call. */
-const NO_LIMITERS: readonly ScopeLimiter[] = Object.freeze([]);
-
 export class ScopeLimiters {
   private kinds = new Map<ScopeKind, KindLimits>();
   private keys = new Map<string, ScopeKey>();

@@ -107,8 +107,8 @@ const RESULT_HANDLER: ProxyHandler<object> = {
 
 /**
  * Wraps what an SDK method returned (APIPromise, Stream, MessageStream, ChatCompletionStream, …)
- * so its rejections, `error` events and iteration errors carry the guard error itself. A helper
- * that returns the same object twice (`done()`) gets the same proxy twice.
+ * so its rejections, `error` events and iteration errors carry the guard error itself. An object
+ * a helper hands out again gets the same proxy again (kept on the object itself).
  */
 export function wrapResult<T>(result: T): T {
   if (!isObjectLike(result) || typeof result === 'function') return result;

@@ -3,8 +3,9 @@
  * e.g. a `git worktree` of an earlier commit sharing this node_modules), each as its built bundle
  * (built when missing), beside the raw SDK: calls per second with an in-memory fetch (each run in
  * a fresh process, as in the overhead bench; rounds interleaved), and the median time per call
- * over local HTTP (raw, before and after taking turns call by call, so host noise falls on all),
- * without and with the provider's rate-limit headers.
+ * over local HTTP (raw, before and after taking turns call by call, so host noise falls on all;
+ * in two fresh processes, each loading one of the two guards first), without and with the
+ * provider's rate-limit headers. Two identical builds differed by up to ~10 µs a call here.
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';

@@ -264,6 +264,11 @@ function drainIfWaiting(l: BottleneckInternals): void {
   if (hasWaiting(l)) l._drainAll(l._store.computeCapacity());
 }
 
+/** Whether jobs wait in a local limiter: then a take must queue behind them. */
+export function jobsWaiting(limiter: Bottleneck): boolean {
+  return hasWaiting(limiter as unknown as BottleneckInternals);
+}
+
 /** Whether a local limiter has nothing running and nothing waiting. */
 export function isIdle(limiter: Bottleneck): boolean {
   const l = limiter as unknown as BottleneckInternals;

@@ -1,5 +1,5 @@
 import type Bottleneck from 'bottleneck';
-import { adjustReservoir, fastLimiter, freeNow, localReservoir, refillFromNow, setHeartbeat, setLocalSettings, takeNow } from '../internal/bottleneck';
+import { adjustReservoir, fastLimiter, freeNow, jobsWaiting, localReservoir, refillFromNow, setHeartbeat, setLocalSettings, takeNow } from '../internal/bottleneck';
 
 /** What a limit counts: requests, or tokens (input + output, input, output). */
 export type Dimension = 'requests' | 'tokens' | 'inputTokens' | 'outputTokens';
@@ -56,6 +56,9 @@ export function refillSettings(plan: BucketPlan, reservoir: number): Bottleneck.
  */
 export const BURST_JITTER_MS = 50;
 
+/** Dispatches a bucket remembers: far more than go out within NETWORK_JITTER_MS at any real rate. */
+const HISTORY = 1024;
+
 /** The plan for a limit the user configured: one second's worth of burst less the jitter room, the 2% margin applied. */
 export function configuredPlan(perMinute: number): BucketPlan {
   const rate = perMinute * SAFETY_MARGIN;
@@ -74,10 +77,13 @@ export class Bucket {
   dispatched = 0;
   /**
    * Recent dispatches, to tell what went out around a given moment: when (performance clock) and
-   * the running total then, in two flat arrays (searched on every response; pairs cost a lookup each).
+   * the running total before each, in a ring of HISTORY entries (written on every call: no
+   * allocation, no shifting).
    */
-  private historyAt: number[] = [];
-  private historyTotal: number[] = [];
+  private readonly historyAt = new Float64Array(HISTORY);
+  private readonly historyBefore = new Float64Array(HISTORY);
+  /** Dispatches recorded since creation; the newest is at (historyEnd - 1) % HISTORY. */
+  private historyEnd = 0;
   /** Dispatch number of the newest call whose response headers synced this bucket. */
   syncedSeq = 0;
   private paused = false;
@@ -111,6 +117,23 @@ export class Bucket {
     return true;
   }
 
+  /**
+   * Whether `weight` goes at once on the uncontended path (see TrafficLimiter's takeLean): nothing
+   * waits, the bucket holds all of it (no debt), and it is not full (a take from a full bucket
+   * starts a burst, whose refill the limiter holds).
+   */
+  fitsNow(weight: number): boolean {
+    const reservoir = localReservoir(this.limiter);
+    const plan = this.plan;
+    return plan !== undefined && reservoir !== null && reservoir >= weight && reservoir < plan.capacity - 1e-9 && !jobsWaiting(this.limiter);
+  }
+
+  /** Takes `weight` that fitsNow() said fits, sent at `now` (performance clock). */
+  takeFitted(weight: number, now: number): void {
+    adjustReservoir(this.limiter, -weight);
+    this.countDispatch(weight, now);
+  }
+
   /** What must be in the bucket for `weight` to go: all of it, or a full bucket for a heavier call. */
   private burstPart(weight: number): number {
     const burst = this.plan?.capacity;
@@ -129,31 +152,26 @@ export class Bucket {
     this.countDispatch(weight);
   }
 
-  /** Records weight let through now. */
-  countDispatch(weight: number): void {
+  /** Records weight let through at `now` (performance clock). */
+  countDispatch(weight: number, now = performance.now()): void {
+    const i = this.historyEnd++ % HISTORY;
+    this.historyAt[i] = now;
+    this.historyBefore[i] = this.dispatched;
     this.dispatched += weight;
-    this.historyAt.push(performance.now());
-    this.historyTotal.push(this.dispatched);
-    if (this.historyAt.length > 2048) {
-      this.historyAt.splice(0, 1024);
-      this.historyTotal.splice(0, 1024);
-    }
   }
 
   /** Weight let through since `time` (performance clock), as far as the history reaches. */
   dispatchedSince(time: number): number {
-    const at = this.historyAt;
-    const total = this.historyTotal;
-    let lo = 0;
-    let hi = at.length;
+    const end = this.historyEnd;
+    // Binary search over the entries still in the ring, oldest first: the first at or after `time`.
+    let lo = Math.max(0, end - HISTORY);
+    let hi = end;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (at[mid]! < time) lo = mid + 1;
+      if (this.historyAt[mid % HISTORY]! < time) lo = mid + 1;
       else hi = mid;
     }
-    // Entry lo is the first dispatch at or after `time`; everything from it on counts.
-    const before = lo === 0 ? (total.length ? total[0]! - 1 : this.dispatched) : total[lo - 1]!;
-    return this.dispatched - before;
+    return lo === end ? 0 : this.dispatched - this.historyBefore[lo % HISTORY]!;
   }
 
   /** Gives back weight that was taken but not used (or a call that never went); never above capacity. */

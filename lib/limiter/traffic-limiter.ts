@@ -61,6 +61,9 @@ const START_HOLD_MAX_MS = 250;
 const NONE: readonly number[] = [];
 const NO_SCOPE_RATES: readonly ScopeRate[] = [];
 const NO_SHARED: Readonly<SharedTaken> = [];
+const NO_SCOPES: readonly ScopeLimiter[] = [];
+/** No token bucket taken from (never written: a lean take with buckets makes its own list). */
+const NO_TAKEN: Array<[Bucket, number]> = [];
 
 /**
  * The traffic limiter of one guard. A call passes, in order: the shared rates (Distributed mode),
@@ -195,6 +198,10 @@ export class TrafficLimiter {
   /** A lease at once when nothing has to wait (no promise, nothing queued), else the wait for one. */
   acquire(scope: Readonly<GuardScope>, weighIn: () => CallWeights, signal: AbortSignal | undefined, model: string | undefined, tier?: ResolvedTier): Lease | Promise<Lease> {
     const weights = weighIn();
+    if (this.shared === undefined && !tier?.perScope && !this.scopes.active) {
+      const lease = this.takeLean(weights);
+      if (lease) return lease;
+    }
     const config = this.config;
     const { maxQueue, maxWaitMs } = config.limits;
     const tokenWeights: Record<TokenDimension, number> = { tokens: weights.input + weights.output, inputTokens: weights.input, outputTokens: weights.output };
@@ -393,6 +400,35 @@ export class TrafficLimiter {
     return { grants, taken, fromIdle };
   }
 
+  /**
+   * The common case in one short pass: no per-scope limits or shared rates, nothing paused or
+   * waiting, and every bucket part-used, with room for the call whole. Undefined otherwise (then
+   * acquire's full path decides: a refusal, a burst from idle, a debt, a wait). Its own pass
+   * because over HTTP the guard's cost is mostly how much code a call runs, cold.
+   */
+  private takeLean(weights: CallWeights): Lease | undefined {
+    if (this.gate.paused || !this.fair.idle || this.main.full) return undefined;
+    const buckets = this.tokenBuckets;
+    const total = weights.input + weights.output;
+    const tokens = total > 0 ? buckets.tokens : undefined;
+    const input = weights.input > 0 ? buckets.inputTokens : undefined;
+    const output = weights.output > 0 ? buckets.outputTokens : undefined;
+    if ((tokens && !tokens.fitsNow(total)) || (input && !input.fitsNow(weights.input)) || (output && !output.fitsNow(weights.output))) return undefined;
+    const slot = takeSlotNow(this.main.limiter);
+    if (!slot) return undefined;
+    const now = performance.now();
+    this.main.countDispatch(1, now);
+    let taken: Array<[Bucket, number]> = NO_TAKEN;
+    if (tokens || input || output) {
+      taken = [];
+      if (tokens) taken.push([tokens, total]);
+      if (input) taken.push([input, weights.input]);
+      if (output) taken.push([output, weights.output]);
+      for (const [bucket, weight] of taken) bucket.takeFitted(weight, now);
+    }
+    return this.lease([slot], taken, weights, 0, NO_SCOPES, NO_SHARED, now);
+  }
+
   /** Whether a token bucket holds its whole burst (it has been idle). */
   private tokenBucketFull(): boolean {
     const buckets = this.tokenBuckets;
@@ -420,11 +456,11 @@ export class TrafficLimiter {
     if (this.hold && seq >= this.hold.seq) this.releaseRefill();
   }
 
-  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: readonly ScopeLimiter[], sharedTaken: Readonly<SharedTaken>): Lease {
+  private lease(grants: Grant[], taken: Array<[Bucket, number]>, weights: CallWeights, waitedMs: number, scopes: readonly ScopeLimiter[], sharedTaken: Readonly<SharedTaken>, now = performance.now()): Lease {
     const seq = ++this.seq;
     this.adaptive.dispatched(seq);
     this.inFlight++;
-    return new LocalLease(this.leaseEnds, seq, waitedMs, this.main.dispatched, taken, grants, scopes, weights, sharedTaken);
+    return new LocalLease(this.leaseEnds, seq, waitedMs, now, this.main.dispatched, taken, grants, scopes, weights, sharedTaken);
   }
 
   /** What a lease tells its limiter (one object for all of them). */
@@ -539,7 +575,6 @@ interface LeaseEnds {
 
 /** A call's hold on the limiter (see Lease). A class, not closures: every call takes one. */
 class LocalLease implements LeaseState {
-  readonly dispatchedTime = performance.now();
   readonly takenDispatchedAt: readonly number[];
   private slotFreed = false;
   private settled = false;
@@ -548,6 +583,7 @@ class LocalLease implements LeaseState {
     private readonly ends: LeaseEnds,
     readonly seq: number,
     readonly waitedMs: number,
+    readonly dispatchedTime: number,
     readonly mainDispatchedAt: number,
     readonly taken: Array<[Bucket, number]>,
     private readonly grants: readonly Grant[],

@@ -2,7 +2,7 @@ import OpenAI from 'openai';
 import { createGuardedClient, type GuardEventMap } from '../../lib';
 import { CLAUDE, GPT, anthropicFor, hello, openaiFor, useFakeProvider } from '../support/clients';
 import { bucketExcess, arrivalsOf, sleep } from '../support/arrivals';
-import { QUIET_SYNC_MS } from '../../lib/limiter/adaptive';
+import { PROBE_PATIENCE_MS, QUIET_SYNC_MS } from '../../lib/limiter/adaptive';
 
 const fake = useFakeProvider();
 
@@ -32,6 +32,23 @@ describe('adaptive mode', () => {
     await Promise.all(Array.from({ length: 30 }, () => client.chat.completions.create({ model: GPT, messages: hello })));
     expect(fake().stats.byStatus[429] ?? 0).toBe(0);
     expect(fake().stats.byStatus[200]).toBe(30);
+  });
+
+  test('a first call that answers late (a long non-streaming generation) holds the others back for about a second, not until it ends', async () => {
+    fake().configure({ limits: { requestsPerMinute: 600 } });
+    const client = createGuardedClient(openaiFor(fake()), { limits: { maxConcurrent: 50 } });
+    const started = performance.now();
+    let longEnded = Infinity;
+    // The first call is the probe; its answer (and the limits in its headers) comes after 5 s.
+    const long = client.chat.completions.create({ model: GPT, messages: hello }, { headers: { 'x-fake-latency-ms': '5000' } }).then(() => (longEnded = performance.now() - started));
+    const ended = await Promise.all(Array.from({ length: 20 }, () => client.chat.completions.create({ model: GPT, messages: hello }).then(() => performance.now() - started)));
+    await long;
+    // Every short call was answered while the long one still ran: after one more probe
+    // (PROBE_PATIENCE_MS) answered, the rest went at the learned rate.
+    expect(Math.max(...ended)).toBeLessThan(longEnded);
+    expect(Math.max(...ended)).toBeLessThan(PROBE_PATIENCE_MS + 2500);
+    expect(fake().stats.byStatus[429] ?? 0).toBe(0);
+    expect(client.guard.status().limiter).toMatchObject({ mode: 'learned', learned: { requests: { limitPerMinute: 600 } } });
   });
 
   test('long calls (answered a second after the provider counted them) keep to the learned rate, no 429', async () => {

@@ -16,6 +16,13 @@ import { BURST_JITTER_MS, Bucket, CONFIG_KEY, DIMENSIONS, NETWORK_JITTER_MS, SAF
  */
 export const QUIET_SYNC_MS = 100;
 
+/**
+ * How long waiting calls give the probe to answer before one more goes (then two, four, … each
+ * such period): a non-streaming probe answers only once its whole generation is done, which may
+ * take minutes, and every other call would wait for it. The first answer of any of them ends it.
+ */
+export const PROBE_PATIENCE_MS = 1000;
+
 export type RequestsMode = 'configured' | 'probing' | 'learned' | 'unlimited';
 
 /** What the plan needs to know of a call to sync on its answer. */
@@ -47,6 +54,8 @@ export class AdaptivePlan {
   private readonly unanswered = new Set<number>();
   /** When a response's headers were last read (performance.now()), whether they held limits or not. */
   private readAt = -Infinity;
+  /** While a probe is unanswered: lets more calls go, a growing number each PROBE_PATIENCE_MS. */
+  private patience: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly deps: AdaptiveDeps) {}
 
@@ -87,7 +96,35 @@ export class AdaptivePlan {
   /** A call left: it is unanswered until its headers come back (the first one may be the probe). */
   dispatched(seq: number): void {
     this.unanswered.add(seq);
-    if (this.requestsMode === 'probing' && this.probeSeq === 0) this.probeSeq = seq;
+    if (this.requestsMode === 'probing' && this.probeSeq === 0) {
+      this.probeSeq = seq;
+      this.waitForProbe();
+    }
+  }
+
+  /** While the probe is unanswered and calls wait: one more after PROBE_PATIENCE_MS, then two, four, …. */
+  private waitForProbe(): void {
+    clearTimeout(this.patience);
+    let more = 1;
+    const tick = () => {
+      this.patience = undefined;
+      if (this.requestsMode !== 'probing' || this.deps.paused()) return;
+      const main = this.deps.main;
+      if (main.waiting) {
+        main.allow(more);
+        more *= 2;
+      }
+      this.patience = setTimeout(tick, PROBE_PATIENCE_MS);
+      this.patience.unref();
+    };
+    this.patience = setTimeout(tick, PROBE_PATIENCE_MS);
+    this.patience.unref();
+  }
+
+  /** Stops the probe's patience timer (guard.close()). */
+  close(): void {
+    clearTimeout(this.patience);
+    this.patience = undefined;
   }
 
   /** A call ended without being answered (its lease settled). */

@@ -174,6 +174,16 @@ export class Bucket {
     return lo === end ? 0 : this.dispatched - this.historyBefore[lo % HISTORY]!;
   }
 
+  /** Whether calls wait in this bucket's limiter. */
+  get waiting(): boolean {
+    return jobsWaiting(this.limiter);
+  }
+
+  /** Lets `units` more go now, beyond any plan (a probe that is slow to answer: see AdaptivePlan). */
+  allow(units: number): void {
+    adjustReservoir(this.limiter, units);
+  }
+
   /** Gives back weight that was taken but not used (or a call that never went); never above capacity. */
   refund(weight: number): void {
     if (weight === 0) return;

@@ -547,6 +547,7 @@ export class TrafficLimiter {
 
   async close(): Promise<void> {
     this.gate.close();
+    this.adaptive.close();
     if (this.hold) clearTimeout(this.hold.timer);
     if (this.keepAlive) clearInterval(this.keepAlive);
     this.keepAlive = undefined;

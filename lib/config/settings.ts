@@ -88,7 +88,7 @@ export const SETTINGS = [
   {
     path: 'fallbackModels',
     env: 'FALLBACK_MODELS',
-    type: { kind: 'string', pattern: /^(?!.*\/\/)[\w.:/@-]+(\s*,\s*[\w.:/@-]+)*$/, patternText: 'model ids separated by commas, e.g. "claude-haiku-4-5,claude-3-5-haiku-latest"' },
+    type: { kind: 'string', pattern: /^(?!.*\/\/)[\w.:/@-]+(\s*,\s*[\w.:/@-]+)*$/, patternText: 'model ids separated by commas, e.g. "claude-sonnet-4-6,claude-haiku-4-5"' },
     default: undefined,
     envOnly: 'fallback',
     description: 'models to fail over to on the same client, in order',

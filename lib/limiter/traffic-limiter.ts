@@ -6,7 +6,7 @@ import type { GuardEmitter } from '../events';
 import type { ProviderAdapter, RateLimitSnapshot } from '../providers/adapter';
 import type { GuardScope } from '../scope-kinds';
 import { BURST_JITTER_MS, Bucket, CONFIG_KEY, DIMENSIONS, TOKEN_DIMENSIONS, configuredPlan, type BucketPlan, type Dimension, type TokenDimension } from './bucket';
-import { ScopeLimiters, type ScopeLimiter } from './scope-limiters';
+import { NO_LIMITERS, ScopeLimiters, type ScopeLimiter } from './scope-limiters';
 import { holdSlot, takeSlotNow, type Grant } from './slots';
 import { AdaptivePlan, type SyncedLease } from './adaptive';
 import type { LearnedLimit } from '../status';
@@ -61,7 +61,6 @@ const START_HOLD_MAX_MS = 250;
 const NONE: readonly number[] = [];
 const NO_SCOPE_RATES: readonly ScopeRate[] = [];
 const NO_SHARED: Readonly<SharedTaken> = [];
-const NO_SCOPES: readonly ScopeLimiter[] = [];
 /** No token bucket taken from (never written: a lean take with buckets makes its own list). */
 const NO_TAKEN: Array<[Bucket, number]> = [];
 
@@ -426,7 +425,7 @@ export class TrafficLimiter {
       if (output) taken.push([output, weights.output]);
       for (const [bucket, weight] of taken) bucket.takeFitted(weight, now);
     }
-    return this.lease([slot], taken, weights, 0, NO_SCOPES, NO_SHARED, now);
+    return this.lease([slot], taken, weights, 0, NO_LIMITERS, NO_SHARED, now);
   }
 
   /** Whether a token bucket holds its whole burst (it has been idle). */

@@ -144,7 +144,7 @@ class ScopeKey implements ScopeLimiter {
 }
 
 /** No per-scope limits: one shared empty list instead of one per call. */
-export const NO_LIMITERS: readonly ScopeLimiter[] = Object.freeze([]);
+const NO_LIMITERS: readonly ScopeLimiter[] = Object.freeze([]);
 
 /**
  * Per-scope limits (`limits.perScope.user = { requestsPerMinute, maxConcurrent }`): one light

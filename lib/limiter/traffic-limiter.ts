@@ -6,7 +6,7 @@ import type { GuardEmitter } from '../events';
 import type { ProviderAdapter, RateLimitSnapshot } from '../providers/adapter';
 import type { GuardScope } from '../scope-kinds';
 import { BURST_JITTER_MS, Bucket, CONFIG_KEY, DIMENSIONS, TOKEN_DIMENSIONS, configuredPlan, type BucketPlan, type Dimension, type TokenDimension } from './bucket';
-import { NO_LIMITERS, ScopeLimiters, type ScopeLimiter } from './scope-limiters';
+import { ScopeLimiters, type ScopeLimiter } from './scope-limiters';
 import { holdSlot, takeSlotNow, type Grant } from './slots';
 import { AdaptivePlan, type SyncedLease } from './adaptive';
 import type { LearnedLimit } from '../status';
@@ -197,16 +197,15 @@ export class TrafficLimiter {
   /** A lease at once when nothing has to wait (no promise, nothing queued), else the wait for one. */
   acquire(scope: Readonly<GuardScope>, weighIn: () => CallWeights, signal: AbortSignal | undefined, model: string | undefined, tier?: ResolvedTier): Lease | Promise<Lease> {
     const weights = weighIn();
-    if (this.shared === undefined && !tier?.perScope && !this.scopes.active) {
-      const lease = this.takeLean(weights);
+    const scopeLimiters = this.scopeLimitersOf(tier).limitersFor(scope);
+    if (this.shared === undefined) {
+      const lease = this.takeLean(weights, scopeLimiters);
       if (lease) return lease;
     }
     const config = this.config;
     const { maxQueue, maxWaitMs } = config.limits;
     const tokenWeights: Record<TokenDimension, number> = { tokens: weights.input + weights.output, inputTokens: weights.input, outputTokens: weights.output };
     this.refuseAtOnce(tokenWeights, maxWaitMs);
-    const scopes = this.scopeLimitersOf(tier);
-    const scopeLimiters = scopes.limitersFor(scope);
     for (const scoped of scopeLimiters) {
       const wait = scoped.waitMs();
       if (wait > maxWaitMs) {
@@ -400,12 +399,12 @@ export class TrafficLimiter {
   }
 
   /**
-   * The common case in one short pass: no per-scope limits or shared rates, nothing paused or
-   * waiting, and every bucket part-used, with room for the call whole. Undefined otherwise (then
-   * acquire's full path decides: a refusal, a burst from idle, a debt, a wait). Its own pass
-   * because over HTTP the guard's cost is mostly how much code a call runs, cold.
+   * The common case in one short pass: no shared rates, nothing paused or waiting, every bucket
+   * part-used with room for the call whole, and its per-scope limits with room now. Undefined
+   * otherwise (then acquire's full path decides: a refusal, a burst from idle, a debt, a wait).
+   * Its own pass because over HTTP the guard's cost is mostly how much code a call runs, cold.
    */
-  private takeLean(weights: CallWeights): Lease | undefined {
+  private takeLean(weights: CallWeights, scopeLimiters: readonly ScopeLimiter[]): Lease | undefined {
     if (this.gate.paused || !this.fair.idle || this.main.full) return undefined;
     const buckets = this.tokenBuckets;
     const total = weights.input + weights.output;
@@ -413,8 +412,15 @@ export class TrafficLimiter {
     const input = weights.input > 0 ? buckets.inputTokens : undefined;
     const output = weights.output > 0 ? buckets.outputTokens : undefined;
     if ((tokens && !tokens.fitsNow(total)) || (input && !input.fitsNow(weights.input)) || (output && !output.fitsNow(weights.output))) return undefined;
+    const grants: Grant[] = [];
+    for (const scoped of scopeLimiters) {
+      const grant = scoped.takeNow();
+      if (!grant) return undoAll(grants);
+      grants.push(grant);
+    }
     const slot = takeSlotNow(this.main.limiter);
-    if (!slot) return undefined;
+    if (!slot) return undoAll(grants);
+    grants.push(slot);
     const now = performance.now();
     this.main.countDispatch(1, now);
     let taken: Array<[Bucket, number]> = NO_TAKEN;
@@ -425,7 +431,7 @@ export class TrafficLimiter {
       if (output) taken.push([output, weights.output]);
       for (const [bucket, weight] of taken) bucket.takeFitted(weight, now);
     }
-    return this.lease([slot], taken, weights, 0, NO_LIMITERS, NO_SHARED, now);
+    return this.lease(grants, taken, weights, 0, scopeLimiters, NO_SHARED, now);
   }
 
   /** Whether a token bucket holds its whole burst (it has been idle). */

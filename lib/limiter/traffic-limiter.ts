@@ -375,15 +375,8 @@ export class TrafficLimiter {
   private tryNow(scopeLimiters: readonly ScopeLimiter[], tokenWeights: Record<TokenDimension, number>): { grants: Grant[]; taken: Array<[Bucket, number]>; fromIdle: boolean } | undefined {
     if (this.gate.paused || !this.fair.idle) return undefined;
     const fromIdle = this.main.full || this.tokenBucketFull();
-    const grants: Grant[] = [];
-    for (const scoped of scopeLimiters) {
-      const grant = scoped.takeNow();
-      if (!grant) return undoAll(grants);
-      grants.push(grant);
-    }
-    const slot = takeSlotNow(this.main.limiter);
-    if (!slot) return undoAll(grants);
-    grants.push(slot);
+    const grants = this.slotsNow(scopeLimiters);
+    if (!grants) return undefined;
     const taken: Array<[Bucket, number]> = [];
     for (const dim of TOKEN_DIMENSIONS) {
       const bucket = this.tokenBuckets[dim];
@@ -412,15 +405,8 @@ export class TrafficLimiter {
     const input = weights.input > 0 ? buckets.inputTokens : undefined;
     const output = weights.output > 0 ? buckets.outputTokens : undefined;
     if ((tokens && !tokens.fitsNow(total)) || (input && !input.fitsNow(weights.input)) || (output && !output.fitsNow(weights.output))) return undefined;
-    const grants: Grant[] = [];
-    for (const scoped of scopeLimiters) {
-      const grant = scoped.takeNow();
-      if (!grant) return undoAll(grants);
-      grants.push(grant);
-    }
-    const slot = takeSlotNow(this.main.limiter);
-    if (!slot) return undoAll(grants);
-    grants.push(slot);
+    const grants = this.slotsNow(scopeLimiters);
+    if (!grants) return undefined;
     const now = performance.now();
     this.main.countDispatch(1, now);
     let taken: Array<[Bucket, number]> = NO_TAKEN;
@@ -432,6 +418,20 @@ export class TrafficLimiter {
       for (const [bucket, weight] of taken) bucket.takeFitted(weight, now);
     }
     return this.lease(grants, taken, weights, 0, scopeLimiters, NO_SHARED, now);
+  }
+
+  /** The call's per-scope slots, then the main slot, all taken at once; undefined (none kept) when one has no room. */
+  private slotsNow(scopeLimiters: readonly ScopeLimiter[]): Grant[] | undefined {
+    const grants: Grant[] = [];
+    for (const scoped of scopeLimiters) {
+      const grant = scoped.takeNow();
+      if (!grant) return undoAll(grants);
+      grants.push(grant);
+    }
+    const slot = takeSlotNow(this.main.limiter);
+    if (!slot) return undoAll(grants);
+    grants.push(slot);
+    return grants;
   }
 
   /** Whether a token bucket holds its whole burst (it has been idle). */

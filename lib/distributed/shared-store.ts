@@ -147,7 +147,11 @@ export class SharedStore {
   ready(): boolean | Promise<boolean> {
     if (this.healthy) return true;
     if (this.state !== 'connecting' || this.closed) return false;
-    return this.whenUp(Math.max(0, this.createdAt + this.deps.connectTimeoutMs - Date.now()));
+    // A call that stopped waiting at the deadline finds the outage declared (its timer and the store's may fire in either order).
+    return this.whenUp(Math.max(0, this.createdAt + this.deps.connectTimeoutMs - Date.now())).then((up) => {
+      if (!up) this.startTimedOut();
+      return up;
+    });
   }
 
   /** Resolves when the connection is up (at once if it is), with false after `ms` or when it fails. */

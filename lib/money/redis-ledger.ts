@@ -9,6 +9,14 @@ import { redisScript as script, runScript } from '../internal/redis-script';
 export const RESERVATION_TTL_MS = 60_000;
 /** How long a settled call is remembered, so that a resent settle never charges twice. */
 const SETTLED_MARKER_TTL_MS = 6 * 3_600_000;
+/**
+ * Settled calls whose ids end in a number (the guard's `c<n>`) are remembered as one bit each, in
+ * bitmaps of this many ids (8 KiB): a key per settled call held ~90–130 B of Redis for 6 h, which
+ * at 100 calls/s is ~250 MB.
+ */
+const MARKER_SHARD_IDS = 65_536;
+/** An id as its head and number: `c41` → `c`, 41 (no leading zero, so each number has one spelling). */
+const NUMBERED_ID = /^(.*\D)?(0|[1-9]\d{0,14})$/;
 
 /** A line's window as the scripts read it (a calendar one as its period at `at`: see redis-scripts.ts). */
 function windowArg(line: Pick<BudgetLine, 'windowMs' | 'calendar'>, at = Date.now()): string {
@@ -49,6 +57,17 @@ export class RedisLedger implements Ledger {
   /** Reservation ids are unique across processes: this process's id, then the call's. */
   private rid(id: string): string {
     return `${this.instance}:${id}`;
+  }
+
+  /**
+   * Where a settle marks its call as settled: a bit in this process's bitmap for the id's head
+   * (ids ending in a number), else a key of its own (bit -1). Two namespaces, so no two ids share a mark.
+   */
+  private settledMarker(id: string): { key: string; bit: number } {
+    const numbered = NUMBERED_ID.exec(id);
+    if (!numbered) return { key: `${this.prefix}settled:${this.rid(id)}`, bit: -1 };
+    const n = Number(numbered[2]);
+    return { key: `${this.prefix}settled-bits:${this.instance}:${numbered[1] ?? ''}#${Math.floor(n / MARKER_SHARD_IDS)}`, bit: n % MARKER_SHARD_IDS };
   }
 
   private parseStates(lines: readonly BudgetLine[], flat: unknown[], offset: number): BudgetState[] {
@@ -103,8 +122,9 @@ export class RedisLedger implements Ledger {
   /** Settles a reservation of this process; with `lines`, charges a call reserved elsewhere (a replay). */
   async settle(id: string, amounts: Amounts, lines = this.held.get(id)): Promise<BudgetState[]> {
     if (!lines) return [];
-    const keys = [...lines.map((l) => this.budgetKey(l.key)), `${this.prefix}settled:${this.rid(id)}`];
-    const args = [this.rid(id), String(SETTLED_MARKER_TTL_MS)];
+    const marker = this.settledMarker(id);
+    const keys = [...lines.map((l) => this.budgetKey(l.key)), marker.key];
+    const args = [this.rid(id), String(SETTLED_MARKER_TTL_MS), String(marker.bit)];
     for (const line of lines) args.push(windowArg(line), amountArg(amountFor(line, amounts)));
     const reply = (await runScript(this.client, SCRIPTS.settle, keys, args)) as unknown[];
     this.forget(id);

@@ -116,17 +116,24 @@ return result
 
 /**
  * Settle a reservation to its actual cost, exactly once: KEYS = budget hashes, then the
- * settled-marker key; ARGV = id, marker ttl ms, then window and amount per budget. A settle that
- * arrives twice (a command resent after a reconnect, a replay after an outage) charges nothing
- * the second time. Returns the states after.
+ * settled-marker key; ARGV = id, marker ttl ms, the call's bit in the marker (a bitmap), or -1
+ * for a marker key of its own, then window and amount per budget. A settle that arrives twice (a
+ * command resent after a reconnect, a replay after an outage) charges nothing the second time.
+ * Returns the states after.
  */
 export const SETTLE = `${PRELUDE}
-local id, marker_ttl = ARGV[1], tonumber(ARGV[2])
+local id, marker_ttl, bit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local marker = KEYS[#KEYS]
-local first = redis.call('SET', marker, '1', 'NX', 'PX', marker_ttl)
+local first
+if bit >= 0 then
+  first = redis.call('SETBIT', marker, bit, 1) == 0
+  redis.call('PEXPIRE', marker, marker_ttl)
+else
+  first = redis.call('SET', marker, '1', 'NX', 'PX', marker_ttl)
+end
 local result = {}
 for i = 1, #KEYS - 1 do
-  local key, window, amount = KEYS[i], ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  local key, window, amount = KEYS[i], ARGV[2 + 2 * i], ARGV[3 + 2 * i]
   redis.call('HDEL', key, 'r:' .. id)
   if first and tonumber(amount) > 0 then
     redis.call('HINCRBYFLOAT', key, 's:' .. string.format('%.0f', slice_start(window, now)), amount)

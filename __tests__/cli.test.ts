@@ -3,7 +3,12 @@ import { join } from 'node:path';
 import { calcPrice } from '@pydantic/genai-prices';
 import { createGuardedClient } from '../lib';
 import { main } from '../lib/cli';
+import Redis from 'ioredis';
 import type { SharedState } from '../lib/distributed/inspect';
+import { SharedStore } from '../lib/distributed/shared-store';
+import { GuardEmitter } from '../lib/events';
+import { consoleLogger } from '../lib/logger';
+import { endClients } from '../lib/internal/end-client';
 import { CLAUDE, anthropicFor, hello, useFakeProvider } from './support/clients';
 import { describeWithRedis, useRedisServer } from './support/redis';
 
@@ -78,5 +83,56 @@ describeWithRedis('guarded-llm status', () => {
     expect(text).toContain(`guard "${name}"`);
     expect(text).toContain('budget user:alice');
     await client.guard.close();
+  });
+
+  it('lists the replicas running now: one that closes leaves the list; one that stopped without closing shows as not heard from, and is dropped after 10 min', async () => {
+    const name = `fleet-${Date.now()}`;
+    const url = server().url;
+    const make = () => createGuardedClient(anthropicFor(fake()), { name, redis: url, logLevel: 'silent' });
+    const replicas = async () => (JSON.parse((await run(['status', '--redis', url, '--name', name, '--json'])).out) as SharedState).breakers;
+    const until = async (check: (list: SharedState['breakers']) => boolean) => {
+      for (let i = 0; i < 100 && !check(await replicas()); i++) await new Promise((r) => setTimeout(r, 20));
+      return replicas();
+    };
+    const [a, b] = [make(), make()];
+    await Promise.all([a, b].map((c) => c.messages.create({ model: CLAUDE, max_tokens: 16, messages: hello })));
+    expect(await until((list) => list.length === 2)).toEqual([expect.objectContaining({ state: 'closed', live: true }), expect.objectContaining({ state: 'closed', live: true })]);
+    await a.guard.close();
+    expect(await replicas()).toHaveLength(1);
+
+    // What two SIGKILLed replicas leave in Redis: one last heard from 5 min ago, one 20 min ago.
+    const redis = new Redis(url);
+    const now = Number((await redis.time())[0]) * 1000;
+    const key = `guarded-llm:{${name}}:breakers`;
+    await redis.hset(key, 'crashed-5min', JSON.stringify({ state: 'open', at: now - 400_000, seen: now - 300_000 }), 'crashed-20min', JSON.stringify({ state: 'closed', at: now - 1_300_000, seen: now - 1_200_000 }));
+    // A replica that starts drops the entries not heard from for 10 min with its first write.
+    const c = make();
+    await c.messages.create({ model: CLAUDE, max_tokens: 16, messages: hello });
+    const list = await until((l) => l.length === 3 && !l.some((r) => r.replica === 'crashed-20min'));
+    expect(list.map((r) => [r.replica === 'crashed-5min' ? r.replica : 'running', r.live]).sort()).toEqual([['crashed-5min', false], ['running', true], ['running', true]]);
+    const text = (await run(['status', '--redis', url, '--name', name])).out;
+    expect(text).toMatch(/replica crashed-5min: not heard from since .* \(stopped, or cut off from Redis\); its breaker was open/);
+    expect(text.match(/breaker of replica/g)).toHaveLength(2);
+    await Promise.all([b.guard.close(), c.guard.close()]);
+    expect((await replicas()).map((r) => r.replica)).toEqual(['crashed-5min']);
+    await endClients([redis], { quit: true });
+  });
+
+  it("a live replica's entry is rewritten while it runs, with Redis's clock, so it never looks stopped", async () => {
+    const name = `fresh-${Date.now()}`;
+    const store = new SharedStore({ redis: server().url, name, emitter: new GuardEmitter(() => {}), logger: () => consoleLogger('silent'), connectTimeoutMs: 2000, presenceMs: 100 });
+    await store.whenUp(2000);
+    store.publishBreaker('closed');
+    const seen = async () => JSON.parse((await store.client.hget(`guarded-llm:{${name}}:breakers`, store.instanceId)) ?? '{}') as { seen?: number; at?: number };
+    for (let i = 0; i < 50 && (await seen()).seen === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+    const first = await seen();
+    await new Promise((r) => setTimeout(r, 350));
+    const later = await seen();
+    expect(later.seen! - first.seen!).toBeGreaterThanOrEqual(200);
+    expect(later.at).toBe(first.at); // the breaker's "since" stays put
+    await store.close();
+    const check = new Redis(server().url);
+    expect(await check.exists(`guarded-llm:{${name}}:breakers`)).toBe(0); // closed: off the list
+    await endClients([check], { quit: true });
   });
 });

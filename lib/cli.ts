@@ -75,7 +75,10 @@ function printStatus(s: SharedState, where: string): string {
     lines.push(`  ${r.dimension}: ${Math.round(r.perMinute)}/min, ${Math.floor(r.available)} of ${r.capacity} available now, ${r.activeReplicas} replica(s) active in the last 10 s`);
   }
   if (!s.breakers.length) lines.push('  breakers: no replica has reported');
-  for (const b of s.breakers) lines.push(`  breaker of replica ${b.replica}: ${b.state} (since ${b.since})`);
+  for (const b of s.breakers) {
+    if (b.live) lines.push(`  breaker of replica ${b.replica}: ${b.state} (since ${b.since})`);
+    else lines.push(`  replica ${b.replica}: not heard from since ${b.seen} (stopped, or cut off from Redis); its breaker was ${b.state}`);
+  }
   if (!s.budgets.length) lines.push('  budgets: nothing spent or reserved');
   for (const b of s.budgets) {
     const amount = b.unit === 'tokens' ? (n: number) => `${Math.round(n)} tokens` : usd;

@@ -5,6 +5,7 @@
 import type { Redis } from 'ioredis';
 import { windowText } from '../internal/windows';
 import { shownKey } from '../money/budget-lines';
+import { REPLICA_LIVE_MS } from './replica-presence';
 
 export interface SharedRateState {
   dimension: string;
@@ -31,7 +32,8 @@ export interface SharedState {
   name: string;
   pausedUntil?: string;
   rates: SharedRateState[];
-  breakers: Array<{ replica: string; state: string; since: string }>;
+  /** Each replica's breaker; `live`: heard from within REPLICA_LIVE_MS (else stopped, or cut off from Redis). */
+  breakers: Array<{ replica: string; state: string; since: string; seen: string; live: boolean }>;
   budgets: SharedBudgetState[];
 }
 
@@ -63,8 +65,8 @@ export async function readSharedState(client: Redis, name: string): Promise<Shar
 
   for (const [replica, json] of Object.entries(await client.hgetall(`${prefix}breakers`))) {
     try {
-      const { state: breaker, at } = JSON.parse(json) as { state: string; at: number };
-      state.breakers.push({ replica, state: breaker, since: new Date(at).toISOString() });
+      const { state: breaker, at, seen = at } = JSON.parse(json) as { state: string; at: number; seen?: number };
+      state.breakers.push({ replica, state: breaker, since: new Date(at).toISOString(), seen: new Date(seen).toISOString(), live: seen >= now - REPLICA_LIVE_MS });
     } catch {
       // not ours
     }

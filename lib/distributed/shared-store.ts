@@ -9,6 +9,7 @@ import type { GuardEmitter } from '../events';
 import type { Logger } from '../logger';
 import { redactUrl, redactUrls } from '../internal/redact';
 import { endClients } from '../internal/end-client';
+import { ReplicaPresence } from './replica-presence';
 
 type IORedisCtor = new (url: string, options: RedisOptions) => Redis;
 
@@ -67,6 +68,8 @@ export interface SharedStoreDeps {
   logger: () => Logger;
   /** How long calls made before the first connection wait for it (redisConnectTimeoutMs). */
   connectTimeoutMs: number;
+  /** How often this replica rewrites its entry for `guarded-llm status` (PRESENCE_MS unless a test shortens it). */
+  presenceMs?: number;
 }
 
 /** The pub/sub channel (under the prefix) that shares a provider 429 pause. */
@@ -267,19 +270,23 @@ export class SharedStore {
   /** This process's id among the replicas (for the breaker states the CLI shows). */
   readonly instanceId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 
+  private presence: ReplicaPresence | undefined;
+
   /**
    * Records this process's breaker state for `guarded-llm status` (breakers stay per process:
-   * each replica's own connection to the provider may fail on its own).
+   * each replica's own connection to the provider may fail on its own), kept fresh while it lives.
    */
   publishBreaker(state: string): void {
-    if (!this.healthy) return;
-    const key = `${this.prefix}breakers`;
-    this.client
-      .multi()
-      .hset(key, this.instanceId, JSON.stringify({ state, at: Date.now() }))
-      .pexpire(key, 86_400_000)
-      .exec()
-      .catch((error: unknown) => this.commandFailed(error));
+    if (this.closed) return;
+    this.presence ??= new ReplicaPresence({
+      client: this.client,
+      key: `${this.prefix}breakers`,
+      replica: this.instanceId,
+      healthy: () => this.healthy,
+      failed: (error) => this.commandFailed(error),
+      intervalMs: this.deps.presenceMs,
+    });
+    this.presence.publish(state);
   }
 
   /** Ends the connections this guard made; a user's own client is left open for its owner. */
@@ -290,6 +297,7 @@ export class SharedStore {
     this.client.off('ready', this.onReady);
     this.client.off('close', this.onClose);
     this.client.off('end', this.onEnd);
+    await this.presence?.close();
     // QUIT lets pending replies arrive; without a connection there is nothing to wait for.
     await endClients([this.subscriber, this.owned ? this.client : undefined], { quit: true });
     if (!this.owned) this.client.off('error', this.onError);

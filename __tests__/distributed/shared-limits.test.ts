@@ -178,6 +178,35 @@ describeWithRedis('when Redis goes away', () => {
     await client.guard.close();
   });
 
+  it("a long outage's charges replay as one command per set of budgets, not one per call: Redis then holds each user's exact cost", async () => {
+    const name = `long-outage-${Date.now()}`;
+    const client = track(createGuardedClient(anthropicFor(fake()), {
+      name,
+      redis: server().url,
+      logLevel: 'silent',
+      cost: { budgets: [{ scope: 'global', limitUsd: 50, window: '1h' }, { scope: 'user', limitUsd: 20, window: '1d' }] },
+    }));
+    await until(() => client.guard.status().shared?.redis === 'up');
+    await server().kill();
+    await until(() => client.guard.status().shared?.redis === 'down');
+    const cost: Record<string, number> = { alice: 0, bob: 0 };
+    client.guard.on('cost', (e) => (cost[e.scope.user!] = (cost[e.scope.user!] ?? 0) + e.usd));
+    for (let i = 0; i < 120; i++) await client.guard.withScope({ user: i % 2 ? 'alice' : 'bob' }).messages.create({ model: CLAUDE, max_tokens: 32, messages: hello });
+    expect(client.guard.status().shared?.unsyncedCharges).toBe(120);
+
+    await server().restart(); // a fresh server: its command counts start at 0
+    await until(() => client.guard.status().shared?.redis === 'up' && client.guard.status().shared?.unsyncedCharges === 0, 10_000);
+    const check = new Redis(server().url);
+    const spent = async (key: string) => Object.entries(await check.hgetall(`guarded-llm:{${name}}:budget:${key}`)).filter(([f]) => f.startsWith('s:')).reduce((n, [, v]) => n + Number(v), 0);
+    expect(await spent('user:alice')).toBeCloseTo(cost.alice!, 12);
+    expect(await spent('user:bob')).toBeCloseTo(cost.bob!, 12);
+    expect(await spent('global')).toBeCloseTo(cost.alice! + cost.bob!, 12);
+    const scripts = /cmdstat_evalsha:calls=(\d+)/.exec(await check.info('commandstats'))?.[1];
+    expect(Number(scripts)).toBeLessThanOrEqual(4); // the two users' replays, and this replica's entry for `status`
+    await endClients([check], { quit: true });
+    await client.guard.close();
+  });
+
   it('while Redis is down, each replica enforces its share of the rate limit, and all of it again after', async () => {
     const name = `share-${Date.now()}`;
     const options = { name, redis: server().url, logLevel: 'silent' as const, limits: { requestsPerMinute: 1200, maxConcurrent: 50 } };

@@ -9,6 +9,20 @@ interface Held {
   lines: readonly BudgetLine[];
 }
 
+/** A charge Redis has not recorded yet. */
+interface Pending {
+  id: string;
+  amounts: { usd: number; tokens: number };
+  lines: readonly BudgetLine[];
+  /** Calls it carries. */
+  calls: number;
+  /** Open to more of the outage's charges on the same budgets: never sent yet, so nothing of it can be in Redis. */
+  open: boolean;
+}
+
+/** The budgets a charge lands on, as the settle script reads them. */
+const linesKey = (lines: readonly BudgetLine[]) => lines.map((l) => `${l.key}\u0000${l.unit ?? 'usd'}\u0000${l.windowMs}\u0000${l.calendar ?? ''}`).join('\u0001');
+
 /**
  * The ledger of a guard in Distributed mode: the Redis ledger while Redis answers; when it does
  * not, `redisFailure: 'local'` carries on in process (each budget starting from what was last
@@ -20,8 +34,15 @@ export class SharedLedger implements Ledger {
   readonly redis: RedisLedger;
   private local = new MemoryLedger();
   private readonly held = new Map<string, Held>();
-  /** Charges Redis has not recorded yet, replayed in order when it is back. */
-  private readonly pending: Array<{ id: string; amounts: Amounts; lines: readonly BudgetLine[] }> = [];
+  /**
+   * Charges Redis has not recorded yet, replayed in order when it is back. A settle that failed on
+   * its way to Redis stays a charge of its own (Redis may have recorded it: its id dedupes the
+   * replay); the charges made in process during an outage add up into one per set of budgets,
+   * so a long outage replays in a few commands, not one per call.
+   */
+  private readonly pending: Pending[] = [];
+  private readonly openByLines = new Map<string, Pending>();
+  private outageCharges = 0;
   /** Keys the local ledger was started for (from their last state in Redis) in this outage. */
   private seeded = new Set<string>();
   private flushing: Promise<void> | undefined;
@@ -40,9 +61,11 @@ export class SharedLedger implements Ledger {
     this.failure = next.redisFailure;
   }
 
-  /** Charges not yet in Redis (for status and tests). */
+  /** Calls whose charges are not yet in Redis (for status and tests). */
   get unsynced(): number {
-    return this.pending.length;
+    let calls = 0;
+    for (const charge of this.pending) calls += charge.calls;
+    return calls;
   }
 
   async reserve(id: string, lines: readonly BudgetLine[], amounts: Amounts): Promise<ReserveResult> {
@@ -80,6 +103,7 @@ export class SharedLedger implements Ledger {
     const held = this.held.get(id);
     if (!held) return [];
     this.held.delete(id);
+    let sent = false;
     if (held.where === 'redis') {
       try {
         return await this.redis.settle(id, amounts, held.lines);
@@ -87,11 +111,12 @@ export class SharedLedger implements Ledger {
         this.store.commandFailed(error);
         this.redis.forget(id);
         this.chargeLocally(held.lines, amounts);
+        sent = true;
       }
     } else {
       this.local.settle(id, amounts);
     }
-    if (held.lines.some((l) => amountFor(l, amounts) > 0)) this.pending.push({ id, amounts, lines: held.lines });
+    if (held.lines.some((l) => amountFor(l, amounts) > 0)) this.keep(id, amounts, held.lines, sent);
     if (this.store.healthy) void this.flush();
     return this.local.states(held.lines.map((l) => l.key));
   }
@@ -142,12 +167,38 @@ export class SharedLedger implements Ledger {
     this.local.settle(id, amounts);
   }
 
+  /** Keeps a charge for the replay: on its own when it may have reached Redis, else added to the open one on the same budgets. */
+  private keep(id: string, amounts: Amounts, lines: readonly BudgetLine[], sent: boolean): void {
+    const both = typeof amounts === 'number' ? { usd: amounts, tokens: amounts } : { usd: amounts.usd, tokens: amounts.tokens };
+    if (sent) {
+      this.pending.push({ id, amounts: both, lines, calls: 1, open: false });
+      return;
+    }
+    const key = linesKey(lines);
+    const open = this.openByLines.get(key);
+    if (open) {
+      open.amounts.usd += both.usd;
+      open.amounts.tokens += both.tokens;
+      open.calls++;
+      return;
+    }
+    // Ends in a number: its settled marker is a bit (see RedisLedger).
+    const charge: Pending = { id: `outage:${++this.outageCharges}`, amounts: both, lines, calls: 1, open: true };
+    this.openByLines.set(key, charge);
+    this.pending.push(charge);
+  }
+
   /** Replays what Redis missed; once all is in, the outage's local books are dropped. */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing;
     this.flushing = (async () => {
       while (this.pending.length && this.store.healthy) {
         const charge = this.pending[0]!;
+        if (charge.open) {
+          // Sent from now on: what comes later goes to a charge of its own.
+          charge.open = false;
+          this.openByLines.delete(linesKey(charge.lines));
+        }
         try {
           await this.redis.settle(charge.id, charge.amounts, charge.lines);
           this.pending.shift();

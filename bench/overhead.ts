@@ -24,6 +24,17 @@ export interface OverheadResult {
   guardedMedianUs: number;
   addedMedianUs: number;
   addedP90Us: number;
+  /** The lowest and highest `addedMedianUs` of the rounds (this one is their median). */
+  addedRangeUs: [number, number];
+}
+
+/** Rounds of every HTTP case, taken in turns: the same build's added median moves by tens of µs between runs on a busy host. */
+const HTTP_ROUNDS = 3;
+
+/** The round whose added median is the median of all rounds, with their range. */
+function medianRound(rounds: OverheadResult[]): OverheadResult {
+  const sorted = [...rounds].sort((a, b) => a.addedMedianUs - b.addedMedianUs);
+  return { ...sorted[Math.floor(sorted.length / 2)]!, addedRangeUs: [sorted[0]!.addedMedianUs, sorted[sorted.length - 1]!.addedMedianUs] };
 }
 
 async function latency(kind: 'openai' | 'anthropic', calls: number, limitHeaders: boolean, ownProcess = false): Promise<OverheadResult> {
@@ -50,6 +61,7 @@ async function latency(kind: 'openai' | 'anthropic', calls: number, limitHeaders
     guardedMedianUs: median(guardedTimes),
     addedMedianUs: median(guardedTimes) - median(rawTimes),
     addedP90Us: percentile(diffs, 90),
+    addedRangeUs: [median(guardedTimes) - median(rawTimes), median(guardedTimes) - median(rawTimes)],
   };
 }
 
@@ -102,15 +114,23 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
   // First: HTTP calls in this process would leave their allocation history to it (see throughputInFreshProcess).
   const warmRun = await warm(20_000);
   log(`  one call at a time in memory (warm): raw SDK ${fmt(warmRun.rawUs, 0)} µs, the guard adds ${fmt(warmRun.addedUs, 1)} µs`);
-  const results: OverheadResult[] = [];
   const cases = [['openai', false, false], ['anthropic', false, false], ['openai', true, false], ['anthropic', true, false], ['openai', true, true], ['anthropic', true, true]] as const;
-  for (const [kind, limitHeaders, ownProcess] of cases) {
-    const r = await latency(kind, 2000, limitHeaders, ownProcess);
-    results.push(r);
-    log(`  latency ${kind}${limitHeaders ? ' with rate-limit headers' : ''}${ownProcess ? ', provider in its own process' : ''}: raw ${fmt(r.rawMedianUs, 0)} µs, guarded ${fmt(r.guardedMedianUs, 0)} µs, added ${fmt(r.addedMedianUs, 0)} µs (p90 of paired differences ${fmt(r.addedP90Us, 0)} µs)`);
+  const rounds: OverheadResult[][] = cases.map(() => []);
+  const featureRounds: Array<Array<{ name: string; addedUs: number }>> = [];
+  for (let round = 0; round < HTTP_ROUNDS; round++) {
+    for (const [i, [kind, limitHeaders, ownProcess]] of cases.entries()) {
+      const r = await latency(kind, 2000, limitHeaders, ownProcess);
+      rounds[i]!.push(r);
+      log(`  round ${round + 1}, latency ${kind}${limitHeaders ? ' with rate-limit headers' : ''}${ownProcess ? ', provider in its own process' : ''}: raw ${fmt(r.rawMedianUs, 0)} µs, guarded ${fmt(r.guardedMedianUs, 0)} µs, added ${fmt(r.addedMedianUs, 0)} µs (p90 of paired differences ${fmt(r.addedP90Us, 0)} µs)`);
+    }
+    featureRounds.push(await byFeature(2000));
+    for (const f of featureRounds[round]!) log(`  round ${round + 1}, ${f.name}: added ${fmt(f.addedUs, 0)} µs`);
   }
-  const features = await byFeature(2000);
-  for (const f of features) log(`  ${f.name}: added ${fmt(f.addedUs, 0)} µs`);
+  const results = rounds.map(medianRound);
+  const features = featureRounds[0]!.map(({ name }, i) => {
+    const added = featureRounds.map((r) => r[i]!.addedUs).sort((a, b) => a - b);
+    return { name, addedUs: median(added), rangeUs: [added[0]!, added[added.length - 1]!] as const };
+  });
   // Five rounds of every scenario, interleaved so that host noise falls on all alike; medians.
   const runs: number[][] = [[], [], [], [], []];
   for (let round = 0; round < 5; round++) {
@@ -127,14 +147,16 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
   log(`  with a 2,000-token system prompt: raw SDK ${fmt(rawLongPerSecond, 0)} calls/s, guarded ${fmt(guardedLongPerSecond, 0)} calls/s`);
   log(`  throughput with an in-memory fetch: raw SDK ${fmt(rawPerSecond, 0)} calls/s, guarded ${fmt(guardedPerSecond, 0)} calls/s (budgets off: ${fmt(noBudgetsPerSecond, 0)})`);
   const markdown = [
+    `${HTTP_ROUNDS} rounds of every case, taken in turns; each row is its median round (the added median of each round: lowest–highest in the last column).`,
+    '',
     table(
-      ['SDK', 'provider sends rate-limit headers', 'provider runs', 'raw SDK, median', 'guarded, median', 'added by the guard (median)', 'added, p90 of paired calls'],
-      results.map((r) => [r.provider, r.limitHeaders ? 'yes (as the real APIs)' : 'no', r.ownProcess ? 'in its own process (as in production)' : 'in the client\'s process', `${fmt(r.rawMedianUs, 0)} µs`, `${fmt(r.guardedMedianUs, 0)} µs`, `**${fmt(r.addedMedianUs, 0)} µs**`, `${fmt(r.addedP90Us, 0)} µs`]),
+      ['SDK', 'provider sends rate-limit headers', 'provider runs', 'raw SDK, median', 'guarded, median', 'added by the guard (median)', 'added, p90 of paired calls', 'added, rounds'],
+      results.map((r) => [r.provider, r.limitHeaders ? 'yes (as the real APIs)' : 'no', r.ownProcess ? 'in its own process (as in production)' : 'in the client\'s process', `${fmt(r.rawMedianUs, 0)} µs`, `${fmt(r.guardedMedianUs, 0)} µs`, `**${fmt(r.addedMedianUs, 0)} µs**`, `${fmt(r.addedP90Us, 0)} µs`, `${fmt(r.addedRangeUs[0], 0)}–${fmt(r.addedRangeUs[1], 0)} µs`]),
     ),
     '',
-    'What each part adds: sequential OpenAI calls, no rate-limit headers, all clients interleaved in one process (medians; see bench/overhead.ts).',
+    `What each part adds: sequential OpenAI calls, no rate-limit headers, all clients interleaved in one process (medians of ${HTTP_ROUNDS} rounds; see bench/overhead.ts).`,
     '',
-    table(['client', 'added per call (median)'], features.map((f) => [f.name, `${fmt(f.addedUs, 0)} µs`])),
+    table(['client', 'added per call (median)', 'rounds'], features.map((f) => [f.name, `${fmt(f.addedUs, 0)} µs`, `${fmt(f.rangeUs[0], 0)}–${fmt(f.rangeUs[1], 0)} µs`])),
     '',
     `The same OpenAI calls one at a time with an in-memory fetch, raw and guarded taking turns (the guard's defaults; medians): the raw SDK takes ${fmt(warmRun.rawUs, 0)} µs a call, **the guard adds ${fmt(warmRun.addedUs, 1)} µs** (${fmt(warmRun.addedUs / warmRun.rawUs)} × the SDK's own time). That is its own work with the CPU's caches warm; over HTTP the same code runs several times slower, cold after the network stack ran in between (bench/overhead.ts).`,
     '',

@@ -16,8 +16,6 @@ interface Pending {
   lines: readonly BudgetLine[];
   /** Calls it carries. */
   calls: number;
-  /** Open to more of the outage's charges on the same budgets: never sent yet, so nothing of it can be in Redis. */
-  open: boolean;
 }
 
 /** The budgets a charge lands on, as the settle script reads them. */
@@ -41,6 +39,7 @@ export class SharedLedger implements Ledger {
    * so a long outage replays in a few commands, not one per call.
    */
   private readonly pending: Pending[] = [];
+  /** Per set of budgets, the charge that later ones add to: never sent yet, so nothing of it can be in Redis. */
   private readonly openByLines = new Map<string, Pending>();
   private outageCharges = 0;
   /** Keys the local ledger was started for (from their last state in Redis) in this outage. */
@@ -171,7 +170,7 @@ export class SharedLedger implements Ledger {
   private keep(id: string, amounts: Amounts, lines: readonly BudgetLine[], sent: boolean): void {
     const both = typeof amounts === 'number' ? { usd: amounts, tokens: amounts } : { usd: amounts.usd, tokens: amounts.tokens };
     if (sent) {
-      this.pending.push({ id, amounts: both, lines, calls: 1, open: false });
+      this.pending.push({ id, amounts: both, lines, calls: 1 });
       return;
     }
     const key = linesKey(lines);
@@ -183,7 +182,7 @@ export class SharedLedger implements Ledger {
       return;
     }
     // Ends in a number: its settled marker is a bit (see RedisLedger).
-    const charge: Pending = { id: `outage:${++this.outageCharges}`, amounts: both, lines, calls: 1, open: true };
+    const charge: Pending = { id: `outage:${++this.outageCharges}`, amounts: both, lines, calls: 1 };
     this.openByLines.set(key, charge);
     this.pending.push(charge);
   }
@@ -194,11 +193,9 @@ export class SharedLedger implements Ledger {
     this.flushing = (async () => {
       while (this.pending.length && this.store.healthy) {
         const charge = this.pending[0]!;
-        if (charge.open) {
-          // Sent from now on: what comes later goes to a charge of its own.
-          charge.open = false;
-          this.openByLines.delete(linesKey(charge.lines));
-        }
+        // Sent from now on: what comes later goes to a charge of its own.
+        const key = linesKey(charge.lines);
+        if (this.openByLines.get(key) === charge) this.openByLines.delete(key);
         try {
           await this.redis.settle(charge.id, charge.amounts, charge.lines);
           this.pending.shift();

@@ -11,8 +11,8 @@ export const RESERVATION_TTL_MS = 60_000;
 const SETTLED_MARKER_TTL_MS = 6 * 3_600_000;
 /**
  * Settled calls whose ids end in a number (the guard's `c<n>`) are remembered as one bit each, in
- * bitmaps of this many ids (8 KiB): a key per settled call held ~90–130 B of Redis for 6 h, which
- * at 100 calls/s is ~250 MB.
+ * bitmaps of this many ids (8 KiB): a key per settled call held ~150 B of Redis for 6 h, which
+ * at 100 calls/s is ~310 MB (npm run bench -- distributed).
  */
 const MARKER_SHARD_IDS = 65_536;
 /** An id as its head and number: `c41` → `c`, 41 (no leading zero, so each number has one spelling). */

@@ -3,6 +3,7 @@ import { anthropicAdapter } from '../../lib/providers/anthropic';
 import { openaiAdapter } from '../../lib/providers/openai';
 import { textTokenWeight } from '../../lib/money/estimate';
 import { fixture } from '../support/fixtures';
+import { Readable } from 'node:stream';
 
 const request = anthropicAdapter.parseRequest('https://api.anthropic.com/v1/messages', 'POST', '{"model":"m","max_tokens":500,"stream":true}');
 
@@ -158,6 +159,95 @@ describe('ResponseTap on JSON', () => {
     expect(viaBody.usage()!.outputTokens).toBe(10);
     // An untapped response of the same class is untouched.
     expect(Object.getPrototypeOf(own())).toBe(OwnResponse.prototype);
+  });
+
+  test('a body looked at before json() (the Anthropic SDK looks at every one) stays the Response\'s own stream: json() counts it once and meets the final check once', async () => {
+    const body = fixture('anthropic/message.json');
+    const tap = jsonTap(body);
+    const ends: TapEnd[] = [];
+    tap.onEnd((e) => ends.push(e));
+    const overrun = new Error('over the per-call cap');
+    const undelivered = jest.fn();
+    tap.setFinalCheck(() => overrun, undelivered);
+    const looked = tap.response.body!;
+    expect(looked).toBeInstanceOf(ReadableStream);
+    expect(tap.response.body).toBe(looked);
+    expect(looked.locked).toBe(false);
+    await expect(tap.response.json()).rejects.toBe(overrun);
+    expect(ends).toHaveLength(1);
+    expect(ends[0]!.usage!.outputTokens).toBe(10);
+    expect(undelivered).not.toHaveBeenCalled();
+    expect(tap.response.bodyUsed).toBe(true);
+  });
+
+  test('every way of reading the body itself is counted: a reader, for await, pipeTo, tee, Readable.fromWeb, a new Response, blob()', async () => {
+    const body = fixture('anthropic/message.json');
+    const decode = (chunks: Uint8Array[]) => Buffer.concat(chunks).toString('utf8');
+    const collect = async (stream: ReadableStream<Uint8Array> | Readable) => {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of stream as AsyncIterable<Uint8Array>) chunks.push(chunk);
+      return decode(chunks);
+    };
+    const ways: Record<string, (response: Response) => Promise<string>> = {
+      getReader: async (r) => {
+        const reader = r.body!.getReader();
+        const chunks: Uint8Array[] = [];
+        for (let next = await reader.read(); !next.done; next = await reader.read()) chunks.push(next.value);
+        return decode(chunks);
+      },
+      'for await': (r) => collect(r.body!),
+      pipeTo: async (r) => {
+        const chunks: Uint8Array[] = [];
+        await r.body!.pipeTo(new WritableStream({ write: (chunk) => void chunks.push(chunk) }));
+        return decode(chunks);
+      },
+      tee: async (r) => {
+        const [a, b] = r.body!.tee();
+        const [textA] = await Promise.all([collect(a), collect(b)]);
+        return textA;
+      },
+      'Readable.fromWeb': (r) => collect(Readable.fromWeb(r.body! as import('node:stream/web').ReadableStream<Uint8Array>)),
+      'new Response': (r) => new Response(r.body).text(),
+      blob: async (r) => (await r.blob()).text(),
+    };
+    // Node 22's Response reads bytes() too.
+    if (typeof (Response.prototype as { bytes?: unknown }).bytes === 'function') {
+      ways.bytes = async (r) => Buffer.from(await (r as Response & { bytes(): Promise<Uint8Array> }).bytes()).toString('utf8');
+    }
+    for (const [way, read] of Object.entries(ways)) {
+      const tap = jsonTap(body);
+      const ends: TapEnd[] = [];
+      tap.onEnd((e) => ends.push(e));
+      expect({ way, text: await read(tap.response) }).toEqual({ way, text: body });
+      expect({ way, ends: ends.length, output: ends[0]?.usage?.outputTokens }).toEqual({ way, ends: 1, output: 10 });
+    }
+  });
+
+  test('a body being read is locked, as fetch has it: json() then fails and the reader still gets every byte, counted', async () => {
+    const body = fixture('anthropic/message.json');
+    const tap = jsonTap(body);
+    const reader = tap.response.body!.getReader();
+    expect(tap.response.body!.locked).toBe(true);
+    // (Compared by name: jest runs tests in another realm than undici's TypeError.)
+    await expect(tap.response.json()).rejects.toMatchObject({ name: 'TypeError' });
+    const chunks: Uint8Array[] = [];
+    for (let next = await reader.read(); !next.done; next = await reader.read()) chunks.push(next.value);
+    expect(Buffer.concat(chunks).toString('utf8')).toBe(body);
+  });
+
+  test('a body cancelled unread ends the tap as cancelled, and a clone reads the same bytes as the original', async () => {
+    const body = fixture('anthropic/message.json');
+    const cancelled = jsonTap(body);
+    let ended: TapEnd | undefined;
+    cancelled.onEnd((e) => (ended = e));
+    await cancelled.response.body!.cancel('not needed');
+    expect(ended).toMatchObject({ usage: undefined, cancelled: true });
+
+    const tap = jsonTap(body);
+    const copy = tap.response.clone();
+    expect(await tap.response.json()).toEqual(JSON.parse(body));
+    expect(await copy.text()).toBe(body);
+    expect(tap.usage()!.outputTokens).toBe(10);
   });
 
   test('a malformed body ends the tap with the parse error, which the caller still gets', async () => {

@@ -42,6 +42,8 @@ export async function runCompare(log: (line: string) => void = console.log): Pro
 
   const plain = await perCallUs(against, own, false);
   const withHeaders = await perCallUs(against, own, true);
+  const anthropicPlain = await perCallUs(against, own, false, 'anthropic');
+  const anthropicHeaders = await perCallUs(against, own, true, 'anthropic');
 
   const http = (us: Record<Key, number[]>, key: Key) => [`${fmt(median(us[key]), 0)} µs`, key === 'raw' ? '—' : `${fmt(median(us[key]) - median(us.raw), 0)} µs`];
   // Each round's ratio to that round's raw run: the host's speed drifts between rounds (±25 % here).
@@ -49,10 +51,15 @@ export async function runCompare(log: (line: string) => void = console.log): Pro
   const row = (label: string, key: Key) => [label, fmt(median(rate[key]), 0), fmt(vsRaw(rate, key)), fmt(median(rateLong[key]), 0), fmt(vsRaw(rateLong, key)), ...http(plain, key), ...http(withHeaders, key)];
   return {
     markdown:
-      `This checkout against \`${against}\`, both built bundles (openai SDK, budgets on: the defaults): an in-memory fetch with 64 calls in flight (a short prompt; and a 2,000-token system prompt, as production chat calls carry), each run in a fresh process, ${rounds} interleaved rounds (medians; vs raw: the median of each round's ratio); and 2,000 calls each over local HTTP, one at a time, raw, before and after taking turns (medians; half of them in a process that loads the before guard first, half in one that loads the after guard first, so that neither is always the one loaded second). from a provider that sends no rate-limit headers and from one that sends them on every response (as OpenAI and Anthropic do; limits never reached). Two identical builds measured this way differed by up to ~10 µs a call on this host (2026-12-03): a smaller difference is noise.\n\n` +
+      `This checkout against \`${against}\`, both built bundles (budgets on: the defaults; the openai SDK, and the Anthropic SDK's calls over HTTP in a second table): an in-memory fetch with 64 calls in flight (a short prompt; and a 2,000-token system prompt, as production chat calls carry), each run in a fresh process, ${rounds} interleaved rounds (medians; vs raw: the median of each round's ratio); and 2,000 calls each over local HTTP, one at a time, raw, before and after taking turns (medians; half of them in a process that loads the before guard first, half in one that loads the after guard first, so that neither is always the one loaded second). from a provider that sends no rate-limit headers and from one that sends them on every response (as OpenAI and Anthropic do; limits never reached). Two identical builds measured this way differed by up to ~10 µs a call on this host (2026-12-03): a smaller difference is noise. The added µs here exceed the overhead bench's (two guards' code and the provider in one process): read the rows against each other.\n\n` +
       table(
         ['guard', 'calls/s (in memory)', 'vs raw', 'calls/s (in memory, 2,000-token system prompt)', 'vs raw', 'per call (HTTP)', 'added', 'per call (HTTP, rate-limit headers)', 'added'],
         [row('raw SDK', 'raw'), row('before', 'before'), row('**after**', 'after')],
+      ) +
+      `\n\nThe same over local HTTP with the Anthropic SDK (messages.create; same turns and processes):\n\n` +
+      table(
+        ['guard', 'per call (HTTP)', 'added', 'per call (HTTP, rate-limit headers)', 'added'],
+        (['raw', 'before', 'after'] as const).map((key) => [key === 'raw' ? 'raw SDK' : key === 'after' ? '**after**' : key, ...http(anthropicPlain, key), ...http(anthropicHeaders, key)]),
       ),
   };
 }
@@ -62,10 +69,10 @@ export async function runCompare(log: (line: string) => void = console.log): Pro
  * the rounds in a process that loads the before guard first, half in one that loads the after
  * guard first (the one loaded second ran a few µs faster in some runs; see bench/compare-http.ts).
  */
-async function perCallUs(against: string, own: string, limitHeaders: boolean): Promise<Record<Key, number[]>> {
+async function perCallUs(against: string, own: string, limitHeaders: boolean, sdk: CompareHttpRun['sdk'] = 'openai'): Promise<Record<Key, number[]>> {
   const out: Record<Key, number[]> = { raw: [], before: [], after: [] };
   for (const beforeFirst of [true, false]) {
-    const run: CompareHttpRun = { against, own, limitHeaders, beforeFirst, rounds: 1_000 };
+    const run: CompareHttpRun = { against, own, limitHeaders, beforeFirst, rounds: 1_000, sdk };
     const printed = execFileSync(process.execPath, ['--import', 'tsx', join(__dirname, 'compare-http.ts'), JSON.stringify(run)], { encoding: 'utf8', maxBuffer: 16 * 2 ** 20 });
     const times = JSON.parse(printed.trim().split('\n').at(-1)!) as Record<Key, number[]>;
     for (const key of Object.keys(out) as Key[]) out[key].push(...times[key]);

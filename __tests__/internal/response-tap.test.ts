@@ -223,6 +223,33 @@ describe('ResponseTap on JSON', () => {
     }
   });
 
+  test("a reader of the body (the AI SDK's way) meets the final check's error instead of the end, and one that cancels midway ends the tap as cancelled", async () => {
+    const body = fixture('anthropic/message.json');
+    const tap = new ResponseTap(chunkedResponse(body, 50, 'application/json'), { usageFromJson: (json) => anthropicAdapter.usageFromJson(request, json), inputTokensEstimate: 0, abortUpstream: () => {} });
+    const overrun = new Error('over the per-call cap');
+    tap.setFinalCheck(() => overrun);
+    const reader = tap.response.body!.getReader();
+    let read = '';
+    const failure = await (async () => {
+      for (;;) {
+        const next = await reader.read();
+        if (next.done) return undefined;
+        read += Buffer.from(next.value).toString('utf8');
+      }
+    })().catch((e: unknown) => e);
+    expect(failure).toBe(overrun);
+    expect(read).toBe(body);
+    expect(tap.usage()!.outputTokens).toBe(10);
+
+    let ended: TapEnd | undefined;
+    const partial = new ResponseTap(chunkedResponse(body, 50, 'application/json'), { usageFromJson: () => undefined, inputTokensEstimate: 0, abortUpstream: () => {} });
+    partial.onEnd((e) => (ended = e));
+    const halfway = partial.response.body!.getReader();
+    await halfway.read();
+    await halfway.cancel('enough');
+    expect(ended).toMatchObject({ usage: undefined, cancelled: true });
+  });
+
   test('a body being read is locked, as fetch has it: json() then fails and the reader still gets every byte, counted', async () => {
     const body = fixture('anthropic/message.json');
     const tap = jsonTap(body);

@@ -318,14 +318,12 @@ export class ResponseTap {
   collectJson(raw: ReadableStream<Uint8Array>, own: StreamMethods): ReadableStream<Uint8Array> {
     // Locked on the first read only: a client that merely looks at `body` can still call json().
     let upstream: ReadableStreamDefaultReader<Uint8Array> | undefined;
-    const decoder = new TextDecoder();
-    let text = '';
     return new ReadableStream<Uint8Array>(
       {
         pull: async (controller) => {
           if (!upstream) {
             this.reading();
-            upstream = own.getReader.call(raw) as ReadableStreamDefaultReader<Uint8Array>;
+            upstream = own.getReader.call(raw);
           }
           let chunk: ReadableStreamReadResult<Uint8Array>;
           try {
@@ -335,18 +333,14 @@ export class ResponseTap {
             this.finish({ usage: undefined, error });
             return;
           }
-          if (chunk.done) {
-            try {
-              this.recordText(text + decoder.decode());
-            } catch (error) {
-              controller.error(error);
-              return;
-            }
-            controller.close();
+          try {
+            this.collect(chunk);
+          } catch (error) {
+            controller.error(error);
             return;
           }
-          text += decoder.decode(chunk.value, { stream: true });
-          controller.enqueue(chunk.value);
+          if (chunk.done) controller.close();
+          else controller.enqueue(chunk.value);
         },
         cancel: (reason) => {
           this.finish({ usage: undefined, cancelled: true });
@@ -355,6 +349,52 @@ export class ResponseTap {
       },
       { highWaterMark: 0 },
     );
+  }
+
+  /**
+   * A reader of a JSON body, counting what it reads: the reader itself with its read() and cancel()
+   * watched (the AI SDK reads every JSON body so; a counted copy would cost a ReadableStream a call).
+   */
+  countedReader(reader: ReadableStreamDefaultReader<Uint8Array>): ReadableStreamDefaultReader<Uint8Array> {
+    const { read, cancel } = reader;
+    this.reading();
+    Object.defineProperties(reader, {
+      read: {
+        configurable: true,
+        writable: true,
+        value: (...args: unknown[]) =>
+          (read as (...a: unknown[]) => Promise<ReadableStreamReadResult<Uint8Array>>).apply(reader, args).then(
+            (chunk) => (this.collect(chunk), chunk),
+            (error: unknown) => {
+              this.finish({ usage: undefined, error });
+              throw error;
+            },
+          ),
+      },
+      cancel: {
+        configurable: true,
+        writable: true,
+        value: (reason?: unknown) => {
+          this.finish({ usage: undefined, cancelled: true });
+          return cancel.call(reader, reason);
+        },
+      },
+    });
+    return reader;
+  }
+
+  /** The text of a JSON body read through its stream, so far (one for every reader of it). */
+  private bodyText: { decoder: TextDecoder; text: string } | undefined;
+
+  /** A chunk of a JSON body read as a stream; at its end, its usage recorded (the final check's error thrown). */
+  private collect(chunk: ReadableStreamReadResult<Uint8Array>): void {
+    const body = (this.bodyText ??= { decoder: new TextDecoder(), text: '' });
+    if (!chunk.done) {
+      body.text += body.decoder.decode(chunk.value, { stream: true });
+      return;
+    }
+    if (this.ended) return;
+    this.recordText(body.text + body.decoder.decode());
   }
 }
 
@@ -437,7 +477,7 @@ function getterOf(proto: object | null, name: string): ((this: unknown) => unkno
 
 /** A stream's own methods, for the counted copy to read and cancel the body through. */
 interface StreamMethods {
-  getReader: (this: ReadableStream<Uint8Array>) => ReadableStreamDefaultReader<Uint8Array>;
+  getReader: (this: ReadableStream<Uint8Array>, options?: ReadableStreamGetReaderOptions) => ReadableStreamDefaultReader<Uint8Array>;
   cancel: (this: ReadableStream<Uint8Array>, reason?: unknown) => Promise<void>;
 }
 
@@ -458,7 +498,7 @@ function armed(raw: ReadableStream<Uint8Array>, s: TapState): ReadableStream<Uin
 
 /** What a JSON body's readers go through, over its own stream class's prototype (keyed weakly: a class may go). */
 const armedPrototypes = new WeakMap<object, object>();
-const STREAM_READERS = ['getReader', 'values', Symbol.asyncIterator, 'pipeTo', 'pipeThrough', 'tee', 'cancel'] as const;
+const STREAM_READERS = ['values', Symbol.asyncIterator, 'pipeTo', 'pipeThrough', 'tee', 'cancel'] as const;
 function armedPrototype(proto: ReadableStream<Uint8Array>): object {
   let found = armedPrototypes.get(proto);
   if (found) return found;
@@ -470,6 +510,15 @@ function armedPrototype(proto: ReadableStream<Uint8Array>): object {
         const copy = this[ARMED].copy;
         return (lockedOf.call(this) as boolean) || (copy !== undefined && copy.locked);
       },
+    },
+  };
+  // The common way (the AI SDK's): the body's own reader, counted; no copy.
+  methods.getReader = {
+    value(this: Armed, options?: ReadableStreamGetReaderOptions) {
+      const s = this[ARMED];
+      if (s.own) return own.getReader.call(this, options);
+      if (s.copy || options?.mode === 'byob') return (s.copy ??= s.tap.collectJson(this, own)).getReader(options);
+      return s.tap.countedReader(own.getReader.call(this));
     },
   };
   for (const name of STREAM_READERS) {

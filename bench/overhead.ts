@@ -5,12 +5,15 @@
  */
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
+import { generateText } from 'ai';
+import { createOpenAI } from '@ai-sdk/openai';
+import { createAnthropic } from '@ai-sdk/anthropic';
 import { startFakeProvider } from '../lib/testing';
 import { builtPackage, fmt, LIMITS_NEVER_REACHED, median, memoryFetch, percentile, providerInOwnProcess, table, throughputInFreshProcess, timedInTurns } from './support';
 import { inlineFloorFetch } from './inline-floor';
 
 /** The built bundle, as users run it (see builtPackage). */
-const { createGuardedClient } = builtPackage();
+const { createGuardedClient, createGuardedFetch } = builtPackage();
 
 const messages = [{ role: 'user' as const, content: 'Hello there, how are you today?' }];
 
@@ -37,20 +40,16 @@ function medianRound(rounds: OverheadResult[]): OverheadResult {
   return { ...sorted[Math.floor(sorted.length / 2)]!, addedRangeUs: [sorted[0]!.addedMedianUs, sorted[sorted.length - 1]!.addedMedianUs] };
 }
 
-async function latency(kind: 'openai' | 'anthropic', calls: number, limitHeaders: boolean, ownProcess = false): Promise<OverheadResult> {
+/** Who makes the calls: an official SDK, or the Vercel AI SDK's provider with a guarded fetch (createGuardedFetch). */
+type Caller = 'openai' | 'anthropic' | 'AI SDK, openai' | 'AI SDK, anthropic';
+
+async function latency(kind: Caller, calls: number, limitHeaders: boolean, ownProcess = false): Promise<OverheadResult> {
   const options = { outputTokens: 16, ...(limitHeaders ? { limits: LIMITS_NEVER_REACHED } : {}) };
   // In this process its work (HTTP server, SSE, pricing its bill) runs between the client's steps, in the same CPU caches.
   const fake = ownProcess ? await providerInOwnProcess(options) : await startFakeProvider(options);
-  const make = () =>
-    kind === 'openai' ? new OpenAI({ apiKey: 'sk-bench', baseURL: fake.openaiBaseURL, maxRetries: 0 }) : new Anthropic({ apiKey: 'sk-bench', baseURL: fake.anthropicBaseURL, maxRetries: 0 });
-  const raw = make();
-  const guarded = createGuardedClient(make(), { limits: { maxConcurrent: 100 } });
-  const call = (c: OpenAI | Anthropic) =>
-    c instanceof OpenAI ?
-      c.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 })
-    : (c as Anthropic).messages.create({ model: 'claude-haiku-4-5', messages, max_tokens: 16 });
-  const [rawTimes, guardedTimes] = (await timedInTurns([() => call(raw), () => call(guarded)], calls, 200)) as [number[], number[]];
-  await guarded.guard.close();
+  const { raw, guarded, close } = callers(kind, fake);
+  const [rawTimes, guardedTimes] = (await timedInTurns([raw, guarded], calls, 200)) as [number[], number[]];
+  await close();
   await fake.close();
   const diffs = rawTimes.map((r, i) => guardedTimes[i]! - r);
   return {
@@ -63,6 +62,29 @@ async function latency(kind: 'openai' | 'anthropic', calls: number, limitHeaders
     addedP90Us: percentile(diffs, 90),
     addedRangeUs: [median(guardedTimes) - median(rawTimes), median(guardedTimes) - median(rawTimes)],
   };
+}
+
+/** The raw and the guarded call of one caller, against `fake`; `close` closes the guard. */
+function callers(kind: Caller, fake: { openaiBaseURL: string; anthropicBaseURL: string }): { raw: () => Promise<unknown>; guarded: () => Promise<unknown>; close: () => Promise<void> } {
+  const guardOptions = { limits: { maxConcurrent: 100 } };
+  if (kind === 'AI SDK, openai' || kind === 'AI SDK, anthropic') {
+    const wire = kind === 'AI SDK, openai' ? 'openai' : 'anthropic';
+    const guardedFetch = createGuardedFetch(wire, guardOptions);
+    const model = (fetch?: typeof globalThis.fetch) =>
+      wire === 'openai' ?
+        createOpenAI({ apiKey: 'sk-bench', baseURL: fake.openaiBaseURL, ...(fetch ? { fetch } : {}) }).chat('gpt-4o-mini')
+      : createAnthropic({ apiKey: 'sk-bench', baseURL: fake.anthropicBaseURL, ...(fetch ? { fetch } : {}) })('claude-haiku-4-5');
+    const call = (m: ReturnType<typeof model>) => () => generateText({ model: m, messages, maxOutputTokens: 16, maxRetries: 0 });
+    return { raw: call(model()), guarded: call(model(guardedFetch)), close: () => guardedFetch.guard.close() };
+  }
+  const make = () =>
+    kind === 'openai' ? new OpenAI({ apiKey: 'sk-bench', baseURL: fake.openaiBaseURL, maxRetries: 0 }) : new Anthropic({ apiKey: 'sk-bench', baseURL: fake.anthropicBaseURL, maxRetries: 0 });
+  const client = createGuardedClient(make(), guardOptions);
+  const call = (c: OpenAI | Anthropic) => () =>
+    c instanceof OpenAI ?
+      c.chat.completions.create({ model: 'gpt-4o-mini', messages, max_tokens: 16 })
+    : (c as Anthropic).messages.create({ model: 'claude-haiku-4-5', messages, max_tokens: 16 });
+  return { raw: call(make()), guarded: call(client), close: () => client.guard.close() };
 }
 
 /**
@@ -114,7 +136,17 @@ export async function runOverhead(log: (line: string) => void = console.log): Pr
   // First: HTTP calls in this process would leave their allocation history to it (see throughputInFreshProcess).
   const warmRun = await warm(20_000);
   log(`  one call at a time in memory (warm): raw SDK ${fmt(warmRun.rawUs, 0)} µs, the guard adds ${fmt(warmRun.addedUs, 1)} µs`);
-  const cases = [['openai', false, false], ['anthropic', false, false], ['openai', true, false], ['anthropic', true, false], ['openai', true, true], ['anthropic', true, true]] as const;
+  const cases: Array<[Caller, boolean, boolean]> = [
+    ['openai', false, false],
+    ['anthropic', false, false],
+    ['openai', true, false],
+    ['anthropic', true, false],
+    ['openai', true, true],
+    ['anthropic', true, true],
+    // generateText() through createGuardedFetch, as the AI SDK's users call it.
+    ['AI SDK, openai', true, true],
+    ['AI SDK, anthropic', true, true],
+  ];
   const rounds: OverheadResult[][] = cases.map(() => []);
   const featureRounds: Array<Array<{ name: string; addedUs: number }>> = [];
   for (let round = 0; round < HTTP_ROUNDS; round++) {

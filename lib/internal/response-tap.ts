@@ -418,24 +418,31 @@ function tappedPrototype(proto: Response): object {
   const { json, text, arrayBuffer, blob, clone } = proto;
   const rawBody = getterOf(proto, 'body') as ((this: Response) => ReadableStream<Uint8Array> | null) | undefined;
   const state = (response: Response) => (response as Tapped)[TAP_STATE];
-  // The SDKs' `await response.json()` lands here; a client that reads the body itself (the AI SDK's getReader()) reads a counted copy of it.
-  // Once the Response's own reader has the body, the body's reads are its own (see armed).
-  const counted = <T>(read: ((this: Response) => Promise<T>) | undefined, record: (tap: ResponseTap, value: T) => unknown): PropertyDescriptor => ({
-    value(this: Response) {
-      const s = state(this);
-      s.own = true;
-      s.tap.reading();
-      return read!.call(this).then((value) => record(s.tap, value), (error: unknown) => s.tap.failed(error));
-    },
-  });
+  // The SDKs' `await response.json()` lands here; a client that reads `body` itself (the AI SDK's getReader()) is counted as it reads
+  // (see armed). Once the Response's own reader has the body, the body's reads are its own.
+  const readers: PropertyDescriptorMap = {};
+  // Each reader its class has, counting what it read (a class without one keeps failing as it did).
+  const count = <T>(name: string, read: ((this: Response) => Promise<T>) | undefined, record: (tap: ResponseTap, value: T) => unknown) => {
+    if (typeof read !== 'function') return;
+    readers[name] = {
+      value(this: Response) {
+        const s = state(this);
+        s.own = true;
+        s.tap.reading();
+        return read.call(this).then((value) => record(s.tap, value), (error: unknown) => s.tap.failed(error));
+      },
+    };
+  };
   const decoded = (tap: ResponseTap, bytes: ArrayBuffer | Uint8Array) => tap.recordText(new TextDecoder().decode(bytes));
-  const readers: PropertyDescriptorMap = {
-    json: counted(json, (tap, value) => tap.recordJson(value)),
-    text: counted(text, (tap, value) => (tap.recordText(value), value)),
-    arrayBuffer: counted(arrayBuffer, (tap, value) => (decoded(tap, value), value)),
-    blob: counted(blob, (tap, value) => value.text().then((body) => (tap.recordText(body), value))),
-    // A clone tees the body: the Response's own doing (its copy reads the same bytes), then `body` is the new branch.
-    clone: {
+  count('json', json, (tap, value) => tap.recordJson(value));
+  count('text', text, (tap, value) => (tap.recordText(value), value));
+  count('arrayBuffer', arrayBuffer, (tap, value) => (decoded(tap, value), value));
+  count('blob', blob, (tap, value) => value.text().then((body) => (tap.recordText(body), value)));
+  // Node 22's Response has bytes() too.
+  count('bytes', (proto as { bytes?: (this: Response) => Promise<Uint8Array> }).bytes, (tap, value) => (decoded(tap, value), value));
+  // A clone tees the body: the Response's own doing (its copy reads the same bytes), then `body` is the new branch.
+  if (typeof clone === 'function') {
+    readers.clone = {
       value(this: Response) {
         const s = state(this);
         s.own = true;
@@ -446,11 +453,8 @@ function tappedPrototype(proto: Response): object {
           s.body = undefined;
         }
       },
-    },
-  };
-  // Node 22's Response has bytes() too.
-  const bytes = (proto as { bytes?: (this: Response) => Promise<Uint8Array> }).bytes;
-  if (typeof bytes === 'function') readers.bytes = counted(bytes, (tap, value) => (decoded(tap, value), value));
+    };
+  }
   if (rawBody) {
     readers.body = {
       get(this: Response) {
@@ -485,7 +489,8 @@ const ARMED = Symbol('guarded-llm.armed');
 type Armed = ReadableStream<Uint8Array> & { [ARMED]: TapState };
 
 /**
- * The body handed out as itself, its readers turned to a counted copy made on the first read.
+ * The body handed out as itself, counted once read: a reader of it counts what it reads, other ways
+ * (iteration, pipes, tee, cancel) go through a counted copy made then.
  * Looking at `body` costs nothing then: the Anthropic SDK looks at every response's (to let go of
  * its abort listener when the body is collected) before it calls json(), and a new ReadableStream
  * costs ~14 µs on Node 20, a fifth of what the guard added to a call.

@@ -312,39 +312,29 @@ export class ResponseTap {
   }
 
   /**
-   * A JSON body read as a stream: passed through as it is read, its usage recorded at its end.
-   * `raw` is read and cancelled through `own`, its class's own methods (its instance's are the counted copy's).
+   * A JSON body read as a stream: a copy that reads `raw` through a counted reader (see countedReader)
+   * on its first pull. `raw` is opened and cancelled through `own`, its class's own methods (its
+   * instance's lead here).
    */
   collectJson(raw: ReadableStream<Uint8Array>, own: StreamMethods): ReadableStream<Uint8Array> {
-    // Locked on the first read only: a client that merely looks at `body` can still call json().
     let upstream: ReadableStreamDefaultReader<Uint8Array> | undefined;
     return new ReadableStream<Uint8Array>(
       {
         pull: async (controller) => {
-          if (!upstream) {
-            this.reading();
-            upstream = own.getReader.call(raw);
-          }
-          let chunk: ReadableStreamReadResult<Uint8Array>;
+          upstream ??= this.countedReader(own.getReader.call(raw));
           try {
-            chunk = await upstream.read();
+            // A failed read, or the final check's error at the end: the reader of the copy meets it.
+            const chunk = await upstream.read();
+            if (chunk.done) controller.close();
+            else controller.enqueue(chunk.value);
           } catch (error) {
             controller.error(error);
-            this.finish({ usage: undefined, error });
-            return;
           }
-          try {
-            this.collect(chunk);
-          } catch (error) {
-            controller.error(error);
-            return;
-          }
-          if (chunk.done) controller.close();
-          else controller.enqueue(chunk.value);
         },
         cancel: (reason) => {
+          if (upstream) return upstream.cancel(reason);
           this.finish({ usage: undefined, cancelled: true });
-          return upstream ? upstream.cancel(reason) : own.cancel.call(raw, reason);
+          return own.cancel.call(raw, reason);
         },
       },
       { highWaterMark: 0 },
